@@ -1,0 +1,64 @@
+"""ACC and the ASR variants (conventions in ``specs/README.md``).
+
+All functions take prediction and label tensors and return percentages (0-100) or ``nan``
+when the denominator is empty.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional, Sequence
+
+import torch
+
+
+def _pct(num: int, den: int) -> float:
+    return 100.0 * num / den if den else math.nan
+
+
+def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    """Percentage of correct predictions."""
+    return _pct(int((pred == labels).sum()), len(labels))
+
+
+def asr(pred_triggered: torch.Tensor, labels: torch.Tensor, target: int) -> float:
+    """Default ASR: among triggered graphs whose true label is not ``target``, the percentage
+    predicted as ``target``."""
+    mask = labels != target
+    return _pct(int((pred_triggered[mask] == target).sum()), int(mask.sum()))
+
+
+def asr_all(pred_triggered: torch.Tensor, target: int) -> float:
+    """GTA's convention: over all triggered graphs, target-class ones included."""
+    return _pct(int((pred_triggered == target).sum()), len(pred_triggered))
+
+
+def asr_conditional(pred_triggered: torch.Tensor, labels: torch.Tensor, target: int,
+                    pred_clean_model: torch.Tensor) -> float:
+    """Motif-Backdoor's convention: non-target graphs that the clean model classifies
+    correctly."""
+    mask = (labels != target) & (pred_clean_model == labels)
+    return _pct(int((pred_triggered[mask] == target).sum()), int(mask.sum()))
+
+
+def detection_scores(flagged: Sequence[int], poisoned: Sequence[int]) -> Dict[str, float]:
+    """Precision/recall/F1 (percent) of a detector's flagged training indices; evaluator only."""
+    flagged_set, poisoned_set = set(map(int, flagged)), set(map(int, poisoned))
+    tp = len(flagged_set & poisoned_set)
+    precision = _pct(tp, len(flagged_set))
+    recall = _pct(tp, len(poisoned_set))
+    if math.isnan(precision) or math.isnan(recall) or precision + recall == 0:
+        f1 = 0.0 if not math.isnan(recall) else math.nan
+    else:
+        f1 = 2 * precision * recall / (precision + recall)
+    return {"precision": precision, "recall": recall, "f1": f1, "flagged": len(flagged_set)}
+
+
+def mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
+    """``{"mean", "std"}`` over seeds (population std, ddof=0, as PyG's benchmarks print);
+    NaNs are ignored, ``None`` when nothing is left."""
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return {"mean": None, "std": None}
+    mean = sum(vals) / len(vals)
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))
+    return {"mean": mean, "std": std}
