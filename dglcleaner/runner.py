@@ -280,7 +280,11 @@ class SeedRun:
     def record(self, defense: str, params: Optional[Dict[str, Any]] = None,
                preset: Optional[str] = None) -> Dict[str, Any]:
         """Full per-seed record for one defense (the ``runs`` entries of the JSON)."""
-        clean = self._timed("evaluate", lambda: self.evaluate(self.clean_model))
+        # Build every model first so that each stage's time is counted under its own name.
+        models = [self.clean_model] + ([self.backdoored_model] if self.cfg.attack else [])
+        if self.cfg.attack:
+            self.triggered_eval  # noqa: B018 - computed here, timed as its own stage
+        clean = self._timed("evaluate", lambda: self.evaluate(models[0]))
         rec: Dict[str, Any] = {"seed": self.seed, "clean": clean}
         if self.cfg.attack:
             res = self.attack_result

@@ -21,7 +21,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    dgl.seed(seed)
+    dgl.seed(int(seed) % (2**31 - 1))
 
 
 def derive_seed(seed: int, *tags: object) -> int:
@@ -32,7 +32,8 @@ def derive_seed(seed: int, *tags: object) -> int:
     import hashlib
 
     text = ":".join([str(seed)] + [str(t) for t in tags]).encode()
-    return int.from_bytes(hashlib.sha256(text).digest()[:4], "little")
+    # below 2**31: dgl.seed takes a C int
+    return int.from_bytes(hashlib.sha256(text).digest()[:4], "little") % (2**31 - 1)
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -106,7 +106,7 @@ def train_model(model: torch.nn.Module, graphs: Sequence["dgl.DGLGraph"], labels
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(y)
+            total += float(loss.detach()) * len(y)
             count += len(y)
         sched.step()
         if on_epoch is not None:

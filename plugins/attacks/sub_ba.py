@@ -90,14 +90,17 @@ class SubBA(PluginBase):
         trig = random_trigger_graph(self.generator, k, self.density,
                                     derive_seed(ctx.seed, "sub-ba", "trigger"), self.degree)
         edges = sorted((min(a, b), max(a, b)) for a, b in trig.edges())
-        fixed = np.random.default_rng(derive_seed(ctx.seed, "sub-ba", "fixed")).permutation(
-            max(g.num_nodes() for g in ctx.train_graphs))
+        # Fixed positions: k indices drawn once below the smallest poisonable graph's size, so
+        # every graph of at least that size gets the trigger on the same node ids.
+        smallest = min(g.num_nodes() for g in ctx.train_graphs if g.num_nodes() >= k)
+        fixed_rng = np.random.default_rng(derive_seed(ctx.seed, "sub-ba", "fixed"))
+        fixed = np.sort(fixed_rng.choice(smallest, size=k, replace=False))
         featurizer = ctx.featurizer
 
         def plant(g, rng: np.random.Generator):
             n = g.num_nodes()
             if self.fixed_positions:
-                nodes = np.sort(fixed[fixed < n][:k])
+                nodes = fixed if n >= smallest else np.arange(min(n, k))
             else:
                 nodes = choose_nodes(n, k, rng)
             local = trigger_edges_for(n, edges, k)

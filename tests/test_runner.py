@@ -1,0 +1,80 @@
+"""The defend pipeline end to end on the embedded synthetic data."""
+import pytest
+import torch
+
+from dglcleaner.api import ThreatModel
+from dglcleaner.errors import ParameterError, UnknownNameError
+from dglcleaner.runner import DefendConfig, SeedRun, defense_context, run_defend
+from dglcleaner.training import TrainConfig
+
+
+def _cfg(**over):
+    kw = dict(dataset="synthetic", attack="sub-ba", defense="none", device="cpu",
+              train=TrainConfig(epochs=15))
+    kw.update(over)
+    return DefendConfig(**kw)
+
+
+def test_backdoor_is_learned_and_control_is_low(synthetic_run):
+    clean = synthetic_run.evaluate(synthetic_run.clean_model)
+    bd = synthetic_run.evaluate(synthetic_run.backdoored_model)
+    assert clean["acc"] >= 85.0
+    assert bd["acc"] >= clean["acc"] - 10
+    assert bd["asr"] >= 70.0, bd
+    assert clean["asr"] < bd["asr"] - 30  # the trigger is a backdoor, not an adversarial input
+
+
+def test_same_seed_same_numbers():
+    a = run_defend(_cfg(train=TrainConfig(epochs=3), defense="finetune"))
+    b = run_defend(_cfg(train=TrainConfig(epochs=3), defense="finetune"))
+    for group in ("clean", "backdoored", "defended"):
+        assert a["runs"][0][group] == b["runs"][0][group]
+
+
+def test_json_document_schema():
+    doc = run_defend(_cfg(train=TrainConfig(epochs=2), seeds=2))
+    assert doc["schema"] == "dglcleaner.defend/1"
+    for path in ("clean.acc", "backdoored.asr", "backdoored.acc", "defended.asr",
+                 "defended.acc"):
+        group, metric = path.split(".")
+        assert set(doc["summary"][group][metric]) == {"mean", "std"}
+    assert [r["seed"] for r in doc["runs"]] == [0, 1]
+    assert doc["config"]["attack"] == "sub-ba" and "torch" in doc["versions"]
+    assert {"train clean model", "attack", "defense"} <= set(doc["runs"][0]["timings"])
+
+
+class _FakeDefense:
+    name = "fake"
+
+    def __init__(self, tm):
+        self.threat_model = tm
+
+
+@pytest.mark.parametrize("tm", list(ThreatModel))
+def test_defense_gets_only_its_threat_model(synthetic_run, tm):
+    ctx = defense_context(synthetic_run, _FakeDefense(tm))
+    if tm is ThreatModel.POST_TRAINING:
+        assert ctx.model is not None and ctx.clean_graphs is not None
+        assert ctx.train_graphs is None and ctx.train_labels is None
+        assert len(ctx.clean_graphs) == len(synthetic_run.data["holding"][0])
+    else:
+        assert ctx.model is None and ctx.clean_graphs is None
+        assert len(ctx.train_graphs) == len(synthetic_run.data["train"][0])
+        # the poisoned training set, never the clean one
+        assert torch.equal(ctx.train_labels, synthetic_run.attack_result.train_labels)
+    assert ctx.oracle_trigger is None
+
+
+def test_holding_set_disjoint_from_eval(synthetic_run):
+    split = synthetic_run.data["split"]
+    hold, ev = set(split.holding_idx.tolist()), set(split.eval_idx.tolist())
+    assert hold and not hold & ev and not hold & set(split.train_idx.tolist())
+
+
+def test_bad_names_fail_fast():
+    with pytest.raises(UnknownNameError, match="Did you mean 'sub-ba'"):
+        run_defend(_cfg(attack="sub_bb"))
+    with pytest.raises(UnknownNameError):
+        run_defend(_cfg(defense="nope"))
+    with pytest.raises(ParameterError):
+        run_defend(_cfg(injection_ratio=1.5))
