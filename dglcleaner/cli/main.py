@@ -175,6 +175,17 @@ def plugin_details(cls: Any, spec: Any) -> Dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # defend
 # ---------------------------------------------------------------------------------------------
+def check_data_dir(data_dir: Optional[str]) -> None:
+    """An explicit ``--data-dir`` must exist (a typo should not silently fall back)."""
+    import os
+
+    from ..errors import DataError
+
+    if data_dir is not None and not os.path.isdir(data_dir):
+        raise DataError(f"--data-dir {data_dir!r} is not an existing folder; point it at the "
+                        f"folder that holds the dataset folders (e.g. AIDS/)")
+
+
 def _assignments(items: Tuple[str, ...]) -> Dict[str, str]:
     from ..params import parse_assignments
 
@@ -223,6 +234,7 @@ def defend(dataset: str, data_dir: Optional[str], attack: str, defense: str, mod
     from ..runner import DefendConfig, run_defend
     from ..training import TrainConfig
 
+    check_data_dir(data_dir)
     train = TrainConfig() if epochs is None else TrainConfig(epochs=epochs)
     cfg = DefendConfig(
         dataset=dataset, data_dir=data_dir,

@@ -1,0 +1,49 @@
+"""Helpers shared by the benchmark scripts: machine description and Markdown tables."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from typing import Any, Dict, Optional
+
+
+def machine() -> Dict[str, Any]:
+    """What the numbers were measured on (written next to every table)."""
+    import torch
+
+    try:
+        load = os.getloadavg()
+    except OSError:  # pragma: no cover
+        load = (float("nan"),) * 3
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+    except Exception:  # noqa: BLE001
+        commit = "?"
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "load_average_at_end": " ".join(f"{x:.1f}" for x in load), "commit": commit,
+    }
+
+
+def fmt(ms: Optional[Dict[str, Any]], digits: int = 2) -> str:
+    """``mean ± std`` of a ``{"mean", "std"}`` dict, ``-`` when missing."""
+    if not ms or ms.get("mean") is None:
+        return "-"
+    return f"{ms['mean']:.{digits}f} ± {ms['std']:.{digits}f}"
+
+
+def machine_md(info: Dict[str, Any]) -> str:
+    return ("Measured on: " + ", ".join(f"{k} {v}" for k, v in info.items()) + ".")

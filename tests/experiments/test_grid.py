@@ -1,0 +1,66 @@
+"""Grid execution: failures are recorded and the grid goes on; numbers are reproducible and
+independent of which neighbours ran."""
+from dglcleaner.experiments.config import load_grid
+from dglcleaner.experiments.grid import run_grid
+from dglcleaner.experiments.store import Store
+
+from .conftest import tiny_doc
+
+
+def records(db):
+    with Store(db) as st:
+        return {r.key: r for r in st.rows()}
+
+
+def test_failures_recorded_and_grid_continues(tmp_path, plugin_path):
+    doc = tiny_doc(defenses=["broken-test", "nan-test", "mutate-test",
+                             {"name": "none", "label": "Before"}])
+    grid = load_grid(doc=doc)
+    events = []
+    s = run_grid(grid, str(tmp_path / "r.sqlite"), device="cpu",
+                 on_event=lambda k, key, p: events.append((k, p.get("status"))))
+    assert (s.ok, s.failed) == (1, 3)
+    rows = {r.axes["defense"]: r for r in records(tmp_path / "r.sqlite").values()}
+    assert rows["broken-test"].status == "failed"
+    assert "RuntimeError: boom from a broken plugin (during defense)" == rows["broken-test"].error
+    assert "non-finite" in rows["nan-test"].error
+    assert "changed the shared backdoored model in place" in rows["mutate-test"].error
+    # the mutating plugin's damage was undone: the next defense saw the real model
+    before = rows["Before"]
+    assert before.status == "ok" and before.record["defended"] == before.record["backdoored"]
+    assert before.record["backdoored"]["acc"] > 60
+    assert before.timings and before.versions["torch"] and before.device == "cpu"
+    assert [k for k, _ in events].count("done") == 4
+    # a rerun retries only the failed ones; --skip-failed skips them
+    s2 = run_grid(grid, str(tmp_path / "r.sqlite"), device="cpu", retry_failed=False)
+    assert (s2.skipped, s2.ok, s2.failed) == (4, 0, 0)
+
+
+def test_same_config_twice_identical_and_sharing_is_invisible(tmp_path):
+    grid = load_grid(doc=tiny_doc())
+    run_grid(grid, str(tmp_path / "a.sqlite"), device="cpu")
+    run_grid(grid, str(tmp_path / "b.sqlite"), device="cpu")
+    a, b = records(tmp_path / "a.sqlite"), records(tmp_path / "b.sqlite")
+    assert set(a) == set(b) == {r.key for r in grid.runs}
+    for k in a:
+        assert a[k].status == "ok"
+        assert a[k].record == b[k].record
+    # the finetune run alone (no 'none' run before it, fresh process caches aside) gives
+    # the same numbers as inside the full grid
+    alone = load_grid(doc=tiny_doc(defenses=[{"name": "finetune", "params": {"epochs": 1}}]))
+    run_grid(alone, str(tmp_path / "c.sqlite"), device="cpu")
+    c = records(tmp_path / "c.sqlite")
+    (key,) = c
+    assert c[key].record == a[key].record
+
+
+def test_confusion_recorded(tmp_path):
+    grid = load_grid(doc=tiny_doc(defenses=["none"], record={"confusion": True}))
+    run_grid(grid, str(tmp_path / "r.sqlite"), device="cpu")
+    (row,) = records(tmp_path / "r.sqlite").values()
+    conf = row.record["confusion"]
+    assert set(conf) == {"clean", "backdoored", "defended"}
+    n_eval = row.record["sizes"]["eval"]
+    assert sum(map(sum, conf["defended"])) == n_eval
+    correct = sum(conf["defended"][i][i] for i in range(len(conf["defended"])))
+    assert abs(100.0 * correct / n_eval - row.record["defended"]["acc"]) < 1e-9

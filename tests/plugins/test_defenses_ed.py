@@ -1,0 +1,56 @@
+"""ED flags mostly poisoned graphs on an easy backdoor, removes them, and is deterministic.
+
+The explainer is Grad-CAM (fast on CPU); the default GNNExplainer is exercised in the benchmark.
+"""
+import numpy as np
+import pytest
+import torch
+
+from dglcleaner.errors import UserError
+from dglcleaner_plugins.defenses.ed import ED
+from dglcleaner_plugins.defenses.ed import flag_outliers
+
+
+@pytest.fixture(scope="module")
+def easy_run():
+    from dglcleaner.runner import DefendConfig, SeedRun
+    from dglcleaner.training import TrainConfig
+
+    return SeedRun(DefendConfig(dataset="synthetic", attack="sub-ba", device="cpu",
+                                injection_ratio=0.1,
+                                train=TrainConfig(epochs=20)), seed=0)
+
+
+def test_flags_mostly_poisoned_graphs(easy_run):
+    poisoned = set(easy_run.attack_result.poisoned_idx.tolist())
+    plugin = ED(explainer="gradcam")
+    ctx = easy_run.defense_context(plugin)
+    assert ctx.model is None and ctx.clean_graphs is None  # training-set threat model only
+    torch.manual_seed(0)
+    res = plugin.run(ctx)
+    hits = len(set(res.flagged) & poisoned)
+    assert len(res.flagged) > 0
+    assert hits / len(res.flagged) >= 0.8, (hits, len(res.flagged))
+    assert hits / len(poisoned) >= 0.5, (hits, len(poisoned))
+    assert res.info["k"] == max(2, int(0.2 * np.mean([g.num_nodes() for g in ctx.train_graphs])))
+    # deterministic: the same scores again
+    s1, _ = plugin.scores(ctx, easy_run.backdoored_model)
+    s2, _ = plugin.scores(ctx, easy_run.backdoored_model)
+    assert np.array_equal(s1, s2)
+
+
+def test_flag_rules_use_only_scores():
+    s = np.r_[np.random.default_rng(0).normal(0, 0.1, 200), np.full(10, 5.0)]
+    for rule in ("mad", "kmeans"):
+        idx, thr = flag_outliers(s, rule, 3.0, 0.3)
+        assert idx == list(range(200, 210)), rule
+    idx, _ = flag_outliers(s, "mad", 3.0, 0.02)  # capped at 2 % of 210
+    assert len(idx) == 4
+    assert flag_outliers(np.zeros(5), "kmeans")[0] == []
+
+
+def test_missing_explainer_is_one_line_error(easy_run):
+    ctx = easy_run.defense_context(ED())
+    ctx.get_explainer = None
+    with pytest.raises(UserError):
+        ED().scores(ctx, easy_run.backdoored_model)
