@@ -3,7 +3,8 @@
 Plugins are found through the registry exactly as the CLI finds them, so adding a plugin (a
 built-in one, or a third-party package installed in the environment) adds its tests. Expensive
 plugins run with small settings: a plugin's own ``check_params`` if it declares them, else
-iteration-like integer parameters (epochs, steps, samples, ...) capped at 2.
+iteration-like integer parameters (epochs, steps, samples, ...) capped at 2 and the ``random``
+explainer where a plugin takes an explainer by name (the contract, not the quality, is tested).
 """
 from __future__ import annotations
 
@@ -23,9 +24,13 @@ _ITERATIVE = re.compile(r"epoch|iter|step|sample|trial|round|restart|rollout|num
 
 
 def fast_params(cls: Any) -> Dict[str, Any]:
-    """Small values for iteration-like integer parameters (within their valid range)."""
+    """Small values for iteration-like integer parameters (within their valid range), and
+    the cheap ``random`` explainer for plugins that take an explainer by name."""
     out: Dict[str, Any] = {}
     for p in cls.params:
+        if p.name == "explainer" and p.type is str and p.default != "random" and (
+                not p.choices or "random" in p.choices):
+            out[p.name] = "random"
         if p.type is int and isinstance(p.default, int) and _ITERATIVE.search(p.name):
             value = min(p.default, 2)
             if p.low is not None:
@@ -83,6 +88,7 @@ def test_fast_params_stay_in_range() -> None:
 
     class Fake:
         params = (Param("epochs", int, 100, "e", low=5), Param("n_samples", int, 50, "s",
-                  low=0, low_open=True), Param("lr", float, 0.1, "lr"))
+                  low=0, low_open=True), Param("lr", float, 0.1, "lr"),
+                  Param("explainer", str, "gnnexplainer", "x"))
 
-    assert fast_params(Fake) == {"epochs": 5, "n_samples": 2}
+    assert fast_params(Fake) == {"epochs": 5, "n_samples": 2, "explainer": "random"}

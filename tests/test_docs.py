@@ -1,0 +1,48 @@
+"""The documentation: generated plugin pages and a strict mkdocs build."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("gen_plugin_pages",
+                                                  ROOT / "docs" / "gen_plugin_pages.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_generated_pages_come_from_metadata_and_docstrings(tmp_path) -> None:
+    _generator().main(["--out", str(tmp_path)])
+    page = (tmp_path / "sub-ba.md").read_text()
+    assert page.startswith("# sub-ba\n")
+    assert "| `density` | float | `0.8` | (0.0, 1.0] |" in page
+    assert "**Paper:** Zhang, Jia, Wang, Gong" in page and "**Presets:** `official`" in page
+    assert "- `generator` (str, default \"er\"): Trigger generator" in page  # numpydoc list
+    assert "```python\n>>> from dglcleaner_plugins.attacks.sub_ba import SubBA" in page
+    finetune = (tmp_path / "finetune.md").read_text()
+    assert "**Threat model:** post-training" in finetune
+    index = (tmp_path / "index.md").read_text()
+    assert "[sub-ba](sub-ba.md)" in index and "[finetune](finetune.md)" in index
+    assert "fine-pruning" not in index  # third-party plugins only with --all
+
+
+def test_mkdocs_build_strict(tmp_path) -> None:
+    pytest.importorskip("mkdocs")
+    docs = tmp_path / "proj"
+    shutil.copytree(ROOT / "docs", docs / "docs")
+    shutil.copy(ROOT / "mkdocs.yml", docs / "mkdocs.yml")
+    _generator().main(["--out", str(docs / "docs" / "plugins")])
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
+                           str(tmp_path / "site")], cwd=docs, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "site" / "plugins" / "sub-ba" / "index.html").exists()
