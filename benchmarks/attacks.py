@@ -176,8 +176,9 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - start
     v = versions()
     epochs = TrainConfig().epochs if args.epochs is None else args.epochs
+    cli = " ".join(sys.argv[1:] if argv is None else argv)
     body = "\n".join([
-        f"Measured by `python benchmarks/attacks.py {' '.join(sys.argv[1:] if argv is None else argv)}`"
+        f"Measured by `python benchmarks/attacks.py {cli}`"
         f" on {time.strftime('%Y-%m-%d')}: model {args.model.upper()}, {epochs} training epochs, "
         f"injection ratio {args.injection_ratio:.0%}, seeds 0..{args.seeds - 1}, device "
         f"{args.device}; attack parameters {params or 'defaults'}. Wall time {wall:.0f} s.",
