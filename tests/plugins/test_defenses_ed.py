@@ -33,9 +33,10 @@ def test_flags_mostly_poisoned_graphs(easy_run):
     assert hits / len(res.flagged) >= 0.8, (hits, len(res.flagged))
     assert hits / len(poisoned) >= 0.5, (hits, len(poisoned))
     assert res.info["k"] == max(2, int(0.2 * np.mean([g.num_nodes() for g in ctx.train_graphs])))
-    # deterministic: the same scores again
-    s1, _ = plugin.scores(ctx, easy_run.backdoored_model)
-    s2, _ = plugin.scores(ctx, easy_run.backdoored_model)
+    # deterministic: the same scores again (on the retrained model: no extra training, which
+    # keeps this file under 60 s)
+    s1, _ = plugin.scores(ctx, res.model)
+    s2, _ = plugin.scores(ctx, res.model)
     assert np.array_equal(s1, s2)
 
 
@@ -52,5 +53,6 @@ def test_flag_rules_use_only_scores():
 def test_missing_explainer_is_one_line_error(easy_run):
     ctx = easy_run.defense_context(ED())
     ctx.get_explainer = None
-    with pytest.raises(UserError):
-        ED().scores(ctx, easy_run.backdoored_model)
+    with pytest.raises(UserError) as err:
+        ED().scores(ctx, ctx.build_model())  # fails before any model is needed
+    assert "\n" not in str(err.value)
