@@ -57,6 +57,9 @@ class DefendConfig:
     attack_preset: Optional[str] = None
     defense_preset: Optional[str] = None
     dataset_options: Dict[str, Any] = field(default_factory=dict)
+    #: Adaptive attack of GCleaner's section 5.2.6 (Eq. 16): weight of the term that spreads
+    #: triggered graphs' embeddings apart during backdoor training; 0 = ordinary training.
+    adaptive_alpha: float = 0.0
 
     def validate(self) -> None:
         """One-line errors for out-of-range settings, before any work starts."""
@@ -74,6 +77,8 @@ class DefendConfig:
         if not 0 < self.trigger_fraction <= 1:
             raise ParameterError(
                 f"trigger fraction must be in (0, 1]; got {self.trigger_fraction}")
+        if self.adaptive_alpha < 0:
+            raise ParameterError(f"adaptive alpha must be >= 0; got {self.adaptive_alpha}")
         if self.target_label < 0:
             raise ParameterError(f"target label must be >= 0; got {self.target_label}")
 
@@ -229,6 +234,11 @@ class SeedRun:
             if res.model is not None:
                 return res.model
             seed_everything(derive_seed(self.seed, "backdoored-model"))
+            if self.cfg.adaptive_alpha > 0:
+                from .adaptive import train_adaptive
+
+                return train_adaptive(self.train, self.build_model(), res.train_graphs,
+                                      res.train_labels, res.poisoned_idx, self.cfg.adaptive_alpha)
             return self.train(self.build_model(), res.train_graphs, res.train_labels)
         return self._cached("backdoored_model", "train backdoored model", fit)
 
@@ -382,10 +392,11 @@ def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, Any]]
     return out
 
 
-def run_defend(cfg: DefendConfig, progress: Optional[Callable[[int, str], None]] = None
-               ) -> Dict[str, Any]:
+def run_defend(cfg: DefendConfig, progress: Optional[Callable[[int, str], None]] = None,
+               save_model: Optional[str] = None) -> Dict[str, Any]:
     """Run ``cfg`` for ``cfg.seeds`` seeds (``seed``, ``seed+1``, ...); return the JSON
-    document (schema ``dglcleaner.defend/1``)."""
+    document (schema ``dglcleaner.defend/1``). ``save_model``: write the first seed's
+    backdoored model (the clean one without an attack) there, in the safe model format."""
     cfg.validate()
     # Resolve plugin names first: a typo fails in milliseconds, before any training.
     if cfg.attack:
@@ -399,6 +410,13 @@ def run_defend(cfg: DefendConfig, progress: Optional[Callable[[int, str], None]]
         cb = (lambda msg, _i=i: progress(_i, msg)) if progress else None
         run = SeedRun(cfg, seed, cb)
         runs.append(run.record(cfg.defense, cfg.defense_params, cfg.defense_preset))
+        if save_model and i == 0:
+            from .model_io import save_model as save
+
+            model = run.backdoored_model if cfg.attack else run.clean_model
+            save(save_model, model, run.data["featurizer"],
+                 {"dataset": cfg.dataset, "attack": cfg.attack, "seed": seed,
+                  "target_label": cfg.target_label if cfg.attack else None})
     return {
         "schema": SCHEMA,
         "summary": summarize(runs),

@@ -1,0 +1,186 @@
+"""GCleaner: recovery, differentiable multi-layer Grad-CAM, unlearning, switches, bad input,
+and the adaptive attack loss (synthetic data; the whole file runs in well under a minute)."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from dglcleaner._dgl import dgl
+from dglcleaner.errors import ParameterError
+from dglcleaner_plugins.defenses.gcleaner import GCleaner
+from dglcleaner_plugins.defenses.gcleaner.gradcam_loss import gradcam_maps, per_graph_l2
+from dglcleaner_plugins.defenses.gcleaner.recovery import (TriggerGenerator, montage_batch,
+                                                           pairwise_hinge, recover_trigger,
+                                                           select_positions, _global_sel)
+
+FAST = dict(explainer="random", recovery_epochs=5, teacher_epochs=3, epochs=5)
+
+
+def _sd(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_params_presets_and_oracle_flag():
+    assert GCleaner().wants_oracle_trigger is False
+    assert GCleaner.wants_oracle_trigger is False
+    off = GCleaner(preset="official")
+    assert off.wants_oracle_trigger is True
+    assert (off.optimizer, off.epochs, off.teacher, off.heat_grad) == ("adam", 100, "original", "none")
+    with pytest.raises(ParameterError, match="lam"):
+        GCleaner(lam=-0.1)
+    with pytest.raises(ParameterError, match="explainer"):
+        GCleaner(explainer="lime")
+
+
+def test_montage_replaces_only_edges_among_selected_nodes_and_passes_gradients():
+    g1 = dgl.graph(([0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]), num_nodes=4)
+    g2 = dgl.graph(([0, 1, 1, 2], [1, 0, 2, 1]), num_nodes=3)
+    for g in (g1, g2):
+        g.ndata["feat"] = torch.eye(5)[: g.num_nodes()]
+    bg = dgl.batch([g1, g2])
+    sel = _global_sel(bg, [np.array([0, 1]), np.array([1, 2])])
+    gen = TriggerGenerator(5, 2, hidden=8)
+    xt, at = gen(bg.ndata["feat"][sel])
+    assert at.shape == (2, 2, 2) and torch.all(at.diagonal(dim1=1, dim2=2) == 0)
+    assert set(at.detach().unique().tolist()) <= {0.0, 1.0}
+    tg, tfeat, ew = montage_batch(bg, bg.ndata["feat"], sel, xt, at)
+    assert tg.num_nodes() == bg.num_nodes()
+    assert tg.batch_num_nodes().tolist() == [4, 3]
+    src, dst = tg.edges()
+    # the original edge 0-1 of g1 (both selected) is gone as a weight-1 edge; 1-2 of g1 stays
+    kept = {(int(s), int(d)) for s, d, w in zip(src, dst, ew) if w.item() == 1.0 and
+            (int(s), int(d)) not in {(0, 1), (1, 0), (5, 6), (6, 5)}}
+    assert (1, 2) in kept and (2, 3) in kept
+    assert torch.allclose(tfeat[sel.reshape(-1)], xt.reshape(-1, 5))
+    (tfeat.sum() + ew.sum()).backward()
+    assert gen.w_a.weight.grad is not None and gen.w_a.weight.grad.abs().sum() > 0
+    assert gen.w_f.weight.grad.abs().sum() > 0
+
+
+def test_pairwise_hinge_is_zero_for_identical_embeddings():
+    e = torch.ones(4, 3)
+    assert pairwise_hinge(e, 0.9).item() == pytest.approx(0.0)
+    e2 = torch.eye(3)
+    assert pairwise_hinge(e2, 0.9).item() == pytest.approx(0.9)
+
+
+def test_gradcam_is_per_graph_multilayer_and_differentiable(synthetic_run):
+    model = copy.deepcopy(synthetic_run.backdoored_model).eval()
+    graphs, labels = synthetic_run.data["holding"]
+    bg = dgl.batch(graphs[:4])
+    out = model.forward_full(bg, bg.ndata["feat"])
+    maps = gradcam_maps(out.logits, out.layers, bg, labels[:4], grad="full")
+    assert len(maps) == len(model.conv_layers()) == len(out.layers)
+    assert all(m.shape == (bg.num_nodes(),) and bool((m >= 0).all()) for m in maps)
+    # per graph: the first graph's map is the same when computed alone
+    g0 = dgl.batch(graphs[:1])
+    o0 = model.forward_full(g0, g0.ndata["feat"])
+    m0 = gradcam_maps(o0.logits, o0.layers, g0, labels[:1], grad="full")
+    n0 = graphs[0].num_nodes()
+    assert torch.allclose(m0[-1], maps[-1][:n0], atol=1e-5)
+    # differentiable: the loss reaches the first conv layer's weights; "none" carries no graph
+    loss = sum(per_graph_l2(m, torch.zeros_like(m), bg.batch_num_nodes()).mean() for m in maps)
+    loss.backward()
+    first = next(model.conv_layers()[0].parameters())
+    assert first.grad is not None and first.grad.abs().sum() > 0
+    out = model.forward_full(bg, bg.ndata["feat"])
+    assert not gradcam_maps(out.logits, out.layers, bg, labels[:4], grad="none")[0].requires_grad
+
+
+def test_recovery_lowers_its_loss(synthetic_run):
+    model = synthetic_run.backdoored_model
+    graphs, labels = synthetic_run.data["holding"]
+    before = _sd(model)
+    rng = np.random.default_rng(0)
+    pos = select_positions(model, graphs, labels, 3, None, rng, torch.device("cpu"))
+    assert all(len(p) == 3 for p in pos)
+    rec = recover_trigger(model, graphs, pos, 3, epochs=15, seed=0)
+    assert rec.info["recovery_loss"] < rec.info["recovery_loss_first"]
+    trig = rec.apply(graphs, pos)
+    assert [g.num_nodes() for g in trig] == [g.num_nodes() for g in graphs]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_full_defense_reduces_asr_and_leaves_model_untouched(synthetic_run):
+    run = synthetic_run
+    bd = run.evaluate(run.backdoored_model)
+    before = _sd(run.backdoored_model)
+    res = run.run_defense("gcleaner", dict(explainer="random", optimizer="adam", lr=0.01,
+                                           epochs=20, recovery_epochs=20, teacher_epochs=5))
+    after = run.evaluate(res.model, res)
+    for key in ("recovery_asr", "recovered_trigger_size", "recovery_s", "unlearning_s",
+                "heatmap_differentiable"):
+        assert key in res.info
+    assert res.info["heatmap_differentiable"] is True
+    assert res.info["recovered_trigger_size"] >= 2
+    assert after["asr"] < bd["asr"]
+    assert all(torch.equal(before[k], v) for k, v in run.backdoored_model.state_dict().items())
+
+
+def test_loss_switches_and_official_oracle(synthetic_run):
+    run = synthetic_run
+    res = run.run_defense("gcleaner", dict(FAST, use_l1=False, use_explain=False))
+    assert res.info["unlearn_loss_l1"] == 0 and res.info["unlearn_loss_explain"] == 0
+    assert res.info["unlearn_loss_l2"] > 0
+    res = run.run_defense("gcleaner", {"epochs": 3}, preset="official")
+    assert "recovery_loss" not in res.info  # the true trigger, no recovery
+    assert res.info["unlearn_loss_explain"] > 0  # computed, but detached as in the release
+
+
+def test_bad_input_is_one_line(synthetic_run):
+    run = synthetic_run
+    with pytest.raises(ParameterError, match="parameter 'n' must be in"):
+        run.run_defense("gcleaner", dict(FAST, n=200))
+    plugin = GCleaner(**FAST)
+    ctx = run.defense_context(plugin)
+    keep = [i for i, y in enumerate(ctx.clean_labels.tolist()) if y == 0]
+    ctx.clean_graphs = [ctx.clean_graphs[i] for i in keep]
+    ctx.clean_labels = ctx.clean_labels[keep]
+    with pytest.raises(ParameterError, match="two classes"):
+        plugin.run(ctx)
+    oracle = GCleaner(trigger_source="oracle", **FAST)
+    ctx = run.defense_context(GCleaner(**FAST))  # no oracle handed over
+    with pytest.raises(ParameterError, match="oracle"):
+        oracle.run(ctx)
+
+
+def test_adaptive_loss_spreads_triggered_embeddings(synthetic_run):
+    from dglcleaner.adaptive import AdaptiveLoss, mean_pairwise_cos, train_adaptive
+
+    run = synthetic_run
+    res = run.attack_result
+    sims = {}
+    for alpha in (0.0, 5.0):
+        torch.manual_seed(0)
+        model = run.build_model()
+        train_adaptive(lambda m, g, y, **kw: run.train(m, g, y, epochs=8, **kw), model,
+                       res.train_graphs, res.train_labels, res.poisoned_idx, alpha)
+        assert "forward_full" not in model.__dict__  # hook removed
+        trig = [res.train_graphs[i] for i in res.poisoned_idx.tolist()]
+        bg = dgl.batch(trig)
+        with torch.no_grad():
+            sims[alpha] = float(mean_pairwise_cos(model.eval().embed(bg, bg.ndata["feat"])))
+    assert sims[5.0] < sims[0.0] - 0.1
+    with pytest.raises(ParameterError):
+        AdaptiveLoss(run.build_model(), -1)
+
+
+def test_collapse_guard_restores_a_model_that_keeps_clean_accuracy(synthetic_run):
+    from dglcleaner_plugins.defenses.gcleaner.unlearning import UnlearnConfig, _clean_acc, unlearn
+
+    run = synthetic_run
+    graphs, labels = run.data["holding"]
+    trig = run.attack_result.apply_trigger(graphs, 1)
+    start = _clean_acc(run.backdoored_model, graphs, labels, torch.device("cpu"))
+    for guard in (0.05, -1.0):
+        student = copy.deepcopy(run.backdoored_model)
+        teacher = copy.deepcopy(run.backdoored_model)
+        cfg = UnlearnConfig(epochs=4, lr=0.5, optimizer="adam", guard_drop=guard, use_l2=False)
+        info = unlearn(student, teacher, graphs, trig, labels, cfg, device=torch.device("cpu"))
+        acc = _clean_acc(student, graphs, labels, torch.device("cpu"))
+        if guard >= 0:
+            assert acc >= start - 0.05 - 1e-9 and info["unlearn_kept_epoch"] <= 4
+        else:  # without the guard this learning rate wrecks the model: the guard mattered
+            assert "unlearn_kept_epoch" not in info
+            assert acc < start - 0.05
