@@ -72,7 +72,7 @@ def main() -> None:
     \b
     Quick start (no data needed, embedded synthetic dataset):
       dglcleaner list-plugins
-      dglcleaner defend --attack sub-ba --defense finetune
+      dglcleaner defend --attack sub-ba --defense gcleaner
     """
 
 
@@ -199,7 +199,7 @@ def _assignments(items: Tuple[str, ...]) -> Dict[str, str]:
               help="Folder with datasets (else $DGLCLEANER_DATA_DIR, else cache + download).")
 @click.option("--attack", default="sub-ba", show_default=True,
               help="Backdoor attack plugin (see list-plugins); 'none' for no attack.")
-@click.option("--defense", default="finetune", show_default=True, help="Defense plugin.")
+@click.option("--defense", default="gcleaner", show_default=True, help="Defense plugin.")
 @click.option("--model", default="gin", show_default=True,
               help="Architecture (gin, gcn, gat, sage), or a model file to repair.")
 @click.option("--model-file", default=None, type=click.Path(dir_okay=False),
@@ -376,11 +376,12 @@ def _print_summary(doc: Dict[str, Any], json_path: Optional[str]) -> None:
     n = len(doc["runs"])
     title = (f"{cfg['dataset']} · {cfg['model']} · attack {cfg['attack'] or 'none'} · "
              f"defense {cfg['defense']} · {n} seed{'s' if n > 1 else ''} (mean ± std, %)")
-    table = Table(title=title)
-    for col in ("model", "ACC", "ASR", "ASR (all)", "ASR (clean-correct)"):
-        table.add_column(col, justify="right" if col != "model" else "left")
-    labels = {"clean": "clean (ASR = trigger on clean model)", "backdoored": "backdoored",
-              "defended": f"defended ({cfg['defense']})"}
+    table = Table(title=title, caption="ASR of the clean model = the trigger on a model that "
+                  "never saw it (control). ASR all: every triggered graph; ASR cond.: graphs the "
+                  "clean model gets right.")
+    for col in ("model", "ACC", "ASR", "ASR all", "ASR cond."):
+        table.add_column(col, justify="right" if col != "model" else "left", no_wrap=True)
+    labels = {"clean": "clean", "backdoored": "backdoored", "defended": cfg["defense"]}
     for group in ("clean", "backdoored", "defended"):
         if group in s:
             g = s[group]
