@@ -86,6 +86,10 @@ def main(argv=None) -> int:
         f"{r['clean']['asr']:.1f} |" for r in doc["runs"]
     ] + [
         "",
+        "For comparison, GCleaner's released code draws its trigger with "
+        "`networkx.erdos_renyi_graph(k, 0.8, seed=10)`; for k = 3 that is "
+        f"{_official_trigger(3)}, the strongest shape, which fits the paper's 95.84% ASR.",
+        "",
         "Time per stage (s, mean over seeds): " + ", ".join(
             f"{k} {sum(v) / len(v):.2f}" for k, v in timings.items()) + ".",
         "",
@@ -99,6 +103,14 @@ def main(argv=None) -> int:
         atomic_write_json(out.with_suffix(".json"), {"machine": info, "result": doc})
     print("\n".join(lines))
     return 0 if ok_asr and ok_acc else 1
+
+
+def _official_trigger(k: int) -> str:
+    import networkx as nx
+
+    edges = sorted(nx.erdos_renyi_graph(k, 0.8, seed=10).edges())
+    shape = "a triangle" if k == 3 and len(edges) == 3 else f"{len(edges)} edges"
+    return f"{shape} ({[list(e) for e in edges]})"
 
 
 if __name__ == "__main__":
