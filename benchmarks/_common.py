@@ -47,3 +47,16 @@ def fmt(ms: Optional[Dict[str, Any]], digits: int = 2) -> str:
 
 def machine_md(info: Dict[str, Any]) -> str:
     return ("Measured on: " + ", ".join(f"{k} {v}" for k, v in info.items()) + ".")
+
+
+def scoped_params(specs, flag: str, scope: str) -> Dict[str, Dict[str, str]]:
+    """``["gta:iterations=5", ...]`` -> ``{"gta": {"iterations": "5"}}`` (values stay strings;
+    the plugin's Params coerce and validate them)."""
+    out: Dict[str, Dict[str, str]] = {}
+    for spec in specs:
+        name, _, kv = spec.partition(":")
+        key, sep, value = kv.partition("=")
+        if not name or not key or not sep:
+            raise SystemExit(f"{flag} expects {scope}:NAME=VALUE; got {spec!r}")
+        out.setdefault(name, {})[key] = value
+    return out

@@ -25,6 +25,8 @@ from typing import Any, Dict, List
 
 import torch
 
+from _common import scoped_params
+
 from dglcleaner.metrics import mean_std
 from dglcleaner.runner import DefendConfig, SeedRun, versions
 from dglcleaner.training import TrainConfig
@@ -72,14 +74,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def attack_params(specs: List[str]) -> Dict[str, Dict[str, str]]:
-    out: Dict[str, Dict[str, str]] = {}
-    for spec in specs:
-        name, _, kv = spec.partition(":")
-        key, _, value = kv.partition("=")
-        if not key or not _:
-            raise SystemExit(f"--attack-param expects ATTACK:NAME=VALUE; got {spec!r}")
-        out.setdefault(name, {})[key] = value
-    return out
+    return scoped_params(specs, "--attack-param", "ATTACK")
 
 
 def one_seed(dataset: str, seed: int, args, params) -> List[Dict[str, Any]]:
@@ -99,9 +94,7 @@ def one_seed(dataset: str, seed: int, args, params) -> List[Dict[str, Any]]:
             base.clean_model  # noqa: B018 - trained once, shared below
             clean_s = time.perf_counter() - t0
         else:  # same dataset/seed/model: reuse the split and the clean model
-            run._dataset = base.dataset
-            for key in ("data", "clean_model"):
-                run._cache[key] = base._cache[key]
+            run.share_stages(base, ("data", "clean_model"))
         row: Dict[str, Any] = {"dataset": dataset, "seed": seed, "attack": attack,
                                "clean_train_s": clean_s}
         try:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from _common import fmt, machine, machine_md  # noqa: E402
+from _common import fmt, machine, machine_md, scoped_params  # noqa: E402
 from dglcleaner.metrics import mean_std  # noqa: E402
 from dglcleaner.runner import DefendConfig, SeedRun, make_plugin  # noqa: E402
 from dglcleaner.training import TrainConfig  # noqa: E402
@@ -111,14 +111,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def defense_params(specs: List[str]) -> Dict[str, Dict[str, str]]:
-    out: Dict[str, Dict[str, str]] = {}
-    for spec in specs:
-        name, _, kv = spec.partition(":")
-        key, sep, value = kv.partition("=")
-        if not key or not sep:
-            raise SystemExit(f"--defense-param expects DEFENSE:NAME=VALUE; got {spec!r}")
-        out.setdefault(name, {})[key] = value
-    return out
+    return scoped_params(specs, "--defense-param", "DEFENSE")
 
 
 def one_seed(dataset: str, seed: int, args, params) -> List[Dict[str, Any]]:
@@ -142,10 +135,7 @@ def one_seed(dataset: str, seed: int, args, params) -> List[Dict[str, Any]]:
         if base is None:
             base = run
         else:  # same dataset/seed/model: reuse the split and the clean model
-            run._dataset = base.dataset
-            for key in ("data", "clean_model"):
-                if key in base._cache:
-                    run._cache[key] = base._cache[key]
+            run.share_stages(base, ("data", "clean_model"))
         try:
             run.backdoored_model  # noqa: B018 - attack + backdoored model, once per attack
         except Exception as exc:  # noqa: BLE001

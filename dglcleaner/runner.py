@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -23,7 +23,7 @@ from .errors import ParameterError, UserError
 from .models import build_model, model_class
 from .registry import find, load_spec
 from .seeding import derive_seed, resolve_device, seed_everything
-from .training import TrainConfig, clone_model, predict, train_model
+from .training import TrainConfig, predict, train_model
 
 Progress = Callable[[str], None]
 
@@ -127,6 +127,24 @@ class SeedRun:
         self.timings: Dict[str, float] = {}
         self._dataset = dataset
         self._cache: Dict[str, Any] = {}
+
+    #: Stages that depend on the dataset, split, features, model and seed but not on the attack.
+    ATTACK_FREE_STAGES = ("data", "clean_model", "clean_eval_pred", "clean_eval")
+
+    def share_stages(self, source: "SeedRun",
+                     stages: Tuple[str, ...] = ATTACK_FREE_STAGES) -> "SeedRun":
+        """Reuse ``source``'s already computed ``stages`` (e.g. the split and the clean model
+        for another attack on the same dataset, model and seed). The caller vouches that the
+        two runs agree on everything those stages depend on."""
+        self._dataset = source._dataset
+        for key in stages:
+            if key in source._cache:
+                self._cache[key] = source._cache[key]
+        return self
+
+    def cached(self, stage: str) -> Any:
+        """A computed stage's value, or ``None`` if it has not been computed."""
+        return self._cache.get(stage)
 
     # --- helpers --------------------------------------------------------------------------
     def _timed(self, stage: str, fn: Callable[[], Any]) -> Any:
@@ -297,12 +315,12 @@ class SeedRun:
             self.attack_result  # noqa: B018 - each stage computed (and timed) in pipeline order
             models.append(self.backdoored_model)
             self.triggered_eval  # noqa: B018
-        clean = self._timed("evaluate", lambda: self.evaluate(models[0]))
+        clean = dict(self._cached("clean_eval", "evaluate", lambda: self.evaluate(models[0])))
         rec: Dict[str, Any] = {"seed": self.seed, "clean": clean}
         if self.cfg.attack:
             res = self.attack_result
-            rec["backdoored"] = self._timed("evaluate", lambda: self.evaluate(
-                self.backdoored_model))
+            rec["backdoored"] = dict(self._cached("backdoored_eval", "evaluate",
+                                                  lambda: self.evaluate(models[1])))
             rec["attack"] = {"poisoned": int(len(res.poisoned_idx)),
                              "trigger_size": self.data["trigger_size"],
                              "trigger": res.trigger}

@@ -4,7 +4,7 @@ import torch
 
 from dglcleaner.api import ThreatModel
 from dglcleaner.errors import ParameterError, UnknownNameError
-from dglcleaner.runner import DefendConfig, SeedRun, defense_context, run_defend
+from dglcleaner.runner import DefendConfig, defense_context, run_defend
 from dglcleaner.training import TrainConfig
 
 

@@ -168,10 +168,7 @@ def _share(source, run) -> None:
     Both runs share dataset, split, features and clean-model settings (same unit key), so the
     cached values are exactly what ``run`` would compute. Uses SeedRun's stage cache.
     """
-    for k in ("data", "clean_model"):
-        if k in source._cache:
-            run._cache[k] = source._cache[k]
-    run._dataset = source._dataset
+    run.share_stages(source, ("data", "clean_model"))
 
 
 def _instrument(run, captured: Dict[str, Any]) -> None:
@@ -181,8 +178,8 @@ def _instrument(run, captured: Dict[str, Any]) -> None:
     memo: Dict[Any, Dict[str, float]] = {}
 
     def evaluate(model, result=None, with_trigger=True):
-        shared = (model is run._cache.get("clean_model")
-                  or model is run._cache.get("backdoored_model"))
+        shared = (model is run.cached("clean_model")
+                  or model is run.cached("backdoored_model"))
         if result is None and shared:
             k = (id(model), with_trigger)
             if k not in memo:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .._dgl import dgl
@@ -62,10 +63,12 @@ class GraphClassifier(nn.Module):
         raise NotImplementedError
 
     def _readout(self, g: "dgl.DGLGraph", layers: List[torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+        """Pool the last layer with ``self.pool`` (sum or mean, per architecture)."""
+        return self.pool(g, layers[-1])  # type: ignore[attr-defined]
 
     def _head(self, hg: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Dropout then the linear classifier ``self.fc``."""
+        return self.fc(F.dropout(hg, self.dropout, self.training))  # type: ignore[attr-defined]
 
     # --- public -------------------------------------------------------------------------
     def forward_full(self, graph: "dgl.DGLGraph", feat: torch.Tensor,

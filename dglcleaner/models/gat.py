@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._dgl import dgl
+from .._dgl import dgl  # noqa: F401 - the loader must run before dgl.nn is imported
 from dgl.nn import GATConv, SumPooling
 
 from .base import GraphClassifier, with_self_loops
@@ -42,9 +42,3 @@ class GAT(GraphClassifier):
             h = F.elu(conv(g, h, edge_weight=edge_weight).squeeze(1))
             out.append(h)
         return out
-
-    def _readout(self, g, layers):
-        return self.pool(g, layers[-1])
-
-    def _head(self, hg):
-        return self.fc(F.dropout(hg, self.dropout, self.training))

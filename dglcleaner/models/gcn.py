@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._dgl import dgl
+from .._dgl import dgl  # noqa: F401 - the loader must run before dgl.nn is imported
 from dgl.nn import GraphConv, SumPooling
 
 from .base import GraphClassifier, with_self_loops
@@ -41,9 +41,3 @@ class GCN(GraphClassifier):
             h = F.relu(F.normalize(conv(g, h, edge_weight=edge_weight), p=2, dim=1))
             out.append(h)
         return out
-
-    def _readout(self, g, layers):
-        return self.pool(g, layers[-1])
-
-    def _head(self, hg):
-        return self.fc(F.dropout(hg, self.dropout, self.training))

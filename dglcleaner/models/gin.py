@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._dgl import dgl
+from .._dgl import dgl  # noqa: F401 - the loader must run before dgl.nn is imported
 from dgl.nn import GINConv, SumPooling
 
 from .base import GraphClassifier
@@ -54,9 +54,6 @@ class GIN(GraphClassifier):
             h = norm(F.relu(conv(g, h, edge_weight)))
             out.append(h)
         return out
-
-    def _readout(self, g, layers):
-        return self.pool(g, layers[-1])
 
     def _head(self, hg):
         h = F.relu(self.fc1(hg))

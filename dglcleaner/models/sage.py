@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._dgl import dgl
+from .._dgl import dgl  # noqa: F401 - the loader must run before dgl.nn is imported
 from dgl.nn import AvgPooling, SAGEConv
 
 from .base import GraphClassifier
@@ -40,9 +40,3 @@ class GraphSAGE(GraphClassifier):
             h = norm(F.relu(conv(g, h, edge_weight=edge_weight)))
             out.append(h)
         return out
-
-    def _readout(self, g, layers):
-        return self.pool(g, layers[-1])
-
-    def _head(self, hg):
-        return self.fc(F.dropout(hg, self.dropout, self.training))

@@ -1,5 +1,4 @@
 """Sub-BA on the embedded synthetic data: the trigger lands where the rule says."""
-import numpy as np
 import pytest
 import torch
 
