@@ -61,7 +61,7 @@ def test_trigger_on_explainer_ranked_nodes(synthetic_run, least):
     assert torch.equal(res.train_labels[rest], ctx.train_labels[rest])
     assert all(res.train_graphs[i] is ctx.train_graphs[i] for i in rest)
     scores = _scores(synthetic_run.clean_model, [ctx.train_graphs[i] for i in idx])
-
+    trig = {tuple(e) for e in res.trigger["edges"]}
     for i, sc in zip(idx, scores):
         nodes = res.trigger["train_positions"][str(i)]
         assert _is_top_k(sc, nodes, most=not least), (sc, nodes)
@@ -89,7 +89,6 @@ def test_test_positions_follow_the_rule_and_official_is_random(synthetic_run):
     eval_g = synthetic_run.data["eval"][0][:12]
     scores = _scores(synthetic_run.clean_model, eval_g)
     res = ExpBA(explainer="gradcam").run(ctx)
-
 
     def touched(g_old, g_new):
         return sorted({x for e in _edge_set(g_old) ^ _edge_set(g_new) for x in e})
