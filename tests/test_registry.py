@@ -245,6 +245,6 @@ def test_installed_packages_listed_runnable_and_broken_one_reported(installed, m
     out = _runner().invoke(main, ["defend", "--defense", "fine-pruning", "--defense-param",
                                   "epochs=1", "--epochs", "2", "--quiet", "--device", "cpu"])
     assert out.exit_code == 0, out.output
-    assert "defense fine-pruning" in out.stdout and "defended" in out.stdout
+    assert "defense fine-pruning" in out.stdout and "backdoored" in out.stdout
     _one_line_error(_runner().invoke(main, ["defend", "--defense", "broken-defense",
                                             "--quiet"]), "dglcleaner-broken-plugin")

@@ -1,0 +1,131 @@
+"""Every label-poisoning attack on a small CSBM: budget, labeled-only flips, determinism, and
+damage to a linear SGC surrogate larger than random flips."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dglcleaner.registry import load_plugin
+from dglcleaner_plugins.label_poisoning._common import unlabeled
+from dglcleaner_plugins.label_poisoning.meta import Meta, log_esp, soft_topk
+from dglcleaner_plugins.label_poisoning.sgc import SGCBin, sgc_operator
+
+from .conftest import context
+
+NAMES = ["rnd", "rnd-bin", "deg", "deg-bin", "lp", "lafak", "mg", "meta", "sgc", "sgc-bin", "ntk", "ntk-bin"]
+EXACT = {"rnd", "rnd-bin", "deg", "deg-bin", "sgc", "sgc-bin", "ntk", "ntk-bin", "lp", "mg"}
+FAST = {"meta": {"outer_steps": 8, "inner_steps": 5}, "lp": {"steps": 60}}
+
+_cache = {}
+
+
+def _run(ds, name, seed=0, budget=12):
+    key = (name, seed, budget)
+    if key not in _cache:
+        ctx = context(ds, budget=budget, seed=seed)
+        before = ctx.labels.clone()
+        res = load_plugin("attack", name)(**FAST.get(name, {})).run(ctx)
+        assert torch.equal(ctx.labels, before), "attack mutated ctx.labels"
+        _cache[key] = (ctx, res)
+    return _cache[key]
+
+
+def surrogate_acc(ctx, labels):
+    """Test accuracy of the closed-form SGC ridge surrogate trained on ``labels``."""
+    m = sgc_operator(ctx, 1.0, 2, False)
+    yl = F.one_hot(labels[ctx.labeled_idx], ctx.num_classes).double()
+    return float(((m @ yl).argmax(1) == ctx.labels[unlabeled(ctx)]).double().mean())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_budget_and_labeled_only(csbm, name):
+    ctx, res = _run(csbm, name)
+    changed = torch.nonzero(res.labels != ctx.labels).flatten()
+    assert torch.equal(changed.sort().values, res.flipped_idx.sort().values)
+    assert len(changed) <= ctx.budget
+    if name in EXACT:
+        assert len(changed) == ctx.budget
+    assert len(changed) > 0
+    assert bool(torch.isin(changed, ctx.labeled_idx).all())
+    assert res.labels.shape == ctx.labels.shape and res.labels.dtype == torch.long
+    assert int(res.labels.max()) < ctx.num_classes and int(res.labels.min()) >= 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic(csbm, name):
+    ctx, res = _run(csbm, name)
+    ctx2 = context(csbm, budget=12, seed=0)
+    res2 = load_plugin("attack", name)(**FAST.get(name, {})).run(ctx2)
+    assert torch.equal(res.labels, res2.labels)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("rnd", "rnd-bin")])
+def test_stronger_than_random(csbm, name):
+    ctx, res = _run(csbm, name)
+    _, rnd = _run(csbm, "rnd")
+    assert surrogate_acc(ctx, res.labels) < surrogate_acc(ctx, rnd.labels)
+
+
+def test_binary_variants_swap_the_two_largest_classes(csbm):
+    ctx, res = _run(csbm, "sgc-bin")
+    counts = torch.bincount(csbm.labels)
+    a, b = torch.argsort(-counts, stable=True)[:2].tolist()
+    changed = res.flipped_idx
+    old, new = ctx.labels[changed], res.labels[changed]
+    assert bool((((old == a) & (new == b)) | ((old == b) & (new == a))).all())
+
+
+def test_sgc_bin_is_the_exact_optimum_of_its_linear_objective(csbm):
+    """Brute force over all B-subsets of candidates on a tiny budget equals the top-B rule."""
+    ctx = context(csbm, budget=2, n_labeled=14)
+    res = SGCBin().run(ctx)
+    m = sgc_operator(ctx, 1.0, 2, False)
+    yu = F.one_hot(ctx.labels[unlabeled(ctx)], ctx.num_classes).double()
+
+    def objective(labels):
+        yl = F.one_hot(labels[ctx.labeled_idx], ctx.num_classes).double()
+        return float(((m @ yl) * yu).sum())
+
+    counts = torch.bincount(csbm.labels)
+    a, b = torch.argsort(-counts, stable=True)[:2].tolist()
+    cand = [int(i) for i in ctx.labeled_idx if int(ctx.labels[i]) in (a, b)]
+    best = min(
+        objective(torch.where(torch.isin(torch.arange(len(ctx.labels)), torch.tensor(s)),
+                              a + b - ctx.labels, ctx.labels))
+        for s in itertools.combinations(cand, 2)
+    )
+    assert objective(res.labels) == pytest.approx(best, rel=1e-9, abs=1e-9)
+
+
+def test_soft_topk_matches_enumeration():
+    w = torch.randn(8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for k in (1, 3, 5):
+        mu = soft_topk(w.clone(), k)
+        z, marg = 0.0, torch.zeros(8, dtype=torch.float64)
+        for s in itertools.combinations(range(8), k):
+            p = torch.exp(w[list(s)].sum())
+            z = z + p
+            marg[list(s)] += p
+        assert torch.allclose(mu, marg / z, atol=1e-10)
+        assert float(mu.sum()) == pytest.approx(k)
+        assert float(log_esp(w, k)) == pytest.approx(float(torch.log(z)))
+
+
+def test_official_presets_run_and_keep_quirks(csbm):
+    ctx = context(csbm, budget=12)
+    mg = load_plugin("attack", "mg")(preset="official").run(ctx)
+    # official MG flips every selected node to class C-1
+    assert bool((mg.labels[mg.flipped_idx] == csbm.num_classes - 1).all())
+    assert len(mg.flipped_idx) <= 12
+
+
+def test_unknown_param_is_a_user_error():
+    from dglcleaner.errors import ParameterError
+
+    with pytest.raises(ParameterError):
+        Meta(nope=1)
+    with pytest.raises(ParameterError):
+        SGCBin(lam=-1.0)
