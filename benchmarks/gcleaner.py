@@ -63,7 +63,7 @@ def one_seed(dataset: str, attack: str, seed: int, args, base: Dict[str, Any]) -
         row.update({k: res.info.get(k) for k in ("recovery_s", "unlearning_s", "recovery_asr",
                                                  "recovery_dominant_class",
                                                  "recovered_trigger_size",
-                                                 "unlearn_kept_epoch")})
+                                                 "unlearn_kept_epoch", "positions")})
         if sim and plugin.recovered_ and plugin.recovered_["positions"] is not None:
             true = run.attack_result.apply_trigger(plugin.recovered_["graphs"], seed)
             row["similarity"] = trigger_similarity(run.backdoored_model,
@@ -139,8 +139,9 @@ def write_markdown(args, results, errors, elapsed) -> None:
              "## Table 3 (GCleaner column) and the true-trigger oracle", "",
              "| dataset | attack | seeds | backdoored ASR | backdoored ACC | GCleaner ASR | "
              "GCleaner ACC | paper ASR / ACC | oracle ASR | oracle ACC | official ASR | "
-             "official ACC | recovery ASR | similarity | recovery s | unlearning s | full run s |",
-             "|" + "---|" * 17]
+             "official ACC | recovery ASR | recovered n | kept epoch | similarity | recovery s | "
+             "unlearning s | full run s |",
+             "|" + "---|" * 19]
     for (ds, atk), rows in results.items():
         p = PAPER_T3.get((ds, atk))
         lines.append(
@@ -150,6 +151,9 @@ def write_markdown(args, results, errors, elapsed) -> None:
             f"{_col(rows, 'oracle', 'asr')} | {_col(rows, 'oracle', 'acc')} | "
             f"{_col(rows, 'official', 'asr')} | {_col(rows, 'official', 'acc')} | "
             f"{ms([100 * r['gcleaner']['recovery_asr'] for r in rows])} | "
+            f"{_col(rows, 'gcleaner', 'recovered_trigger_size')} "
+            f"({', '.join(sorted({str(r['gcleaner'].get('positions')) for r in rows}))}) | "
+            f"{_col(rows, 'gcleaner', 'unlearn_kept_epoch')} | "
             f"{_col(rows, 'gcleaner', 'similarity')} | {_col(rows, 'gcleaner', 'recovery_s')} | "
             f"{_col(rows, 'gcleaner', 'unlearning_s')} | {ms([r['full_run_s'] for r in rows])} |")
     rows = results.get(("AIDS", "sub-ba"), [])

@@ -184,3 +184,66 @@ def test_collapse_guard_restores_a_model_that_keeps_clean_accuracy(synthetic_run
         else:  # without the guard this learning rate wrecks the model: the guard mattered
             assert "unlearn_kept_epoch" not in info
             assert acc < start - 0.05
+
+
+def test_degree_features_follow_the_trigger_topology():
+    """feature_act="degree": trigger rows are the one-hot of the node's new degree, in training
+    (with gradient to A_t through the features) and in the discrete triggered copies."""
+    from dglcleaner.data.features import DegreeOneHot
+    from dglcleaner_plugins.defenses.gcleaner.recovery import RecoveredTrigger
+
+    fz = DegreeOneHot(6)
+    g1 = fz.apply([dgl.graph(([0, 1, 1, 2, 2, 3, 3, 4], [1, 0, 2, 1, 3, 2, 4, 3]),
+                             num_nodes=5)])[0]
+    g2 = fz.apply([dgl.graph(([0, 1, 1, 2, 0, 2], [1, 0, 2, 1, 2, 0]), num_nodes=4)])[0]
+    bg = dgl.batch([g1, g2])
+    pos = [np.array([0, 2, 4]), np.array([0, 1, 3])]
+    sel = _global_sel(bg, pos)
+    torch.manual_seed(1)
+    gen = TriggerGenerator(fz.dim, 3, hidden=8, feature_act="degree")
+    xt, at = gen(bg.ndata["feat"][sel])
+    tg, tfeat, ew = montage_batch(bg, bg.ndata["feat"], sel, xt, at, degree_features=True)
+    # the exact (0/1) weighted degree of every node equals the one-hot row of the positions
+    deg = torch.zeros(bg.num_nodes()).index_add(0, tg.edges()[1].long(), ew.detach())
+    rows = sel.reshape(-1)
+    assert torch.equal(tfeat[rows].detach().argmax(1), deg[rows].round().long().clamp(max=6))
+    assert torch.allclose(tfeat[rows].detach(), torch.nn.functional.one_hot(
+        tfeat[rows].detach().argmax(1), fz.dim).float(), atol=1e-6)
+    (tfeat[rows] * torch.arange(fz.dim, dtype=torch.float32)).sum().backward()
+    assert gen.w_a.weight.grad is not None and gen.w_a.weight.grad.abs().sum() > 0
+    # discrete copies: features equal the featurizer's on the edited graph, node for node
+    trig = RecoveredTrigger(gen, 3).apply([g1, g2], pos)
+    for h in trig:
+        assert torch.equal(h.ndata["feat"], fz(h))
+
+
+def test_centred_hinge_is_not_vacuous_for_aligned_embeddings():
+    # Readouts that all point one way (clean cosine ~1, as GTA's model on AIDS gives) make the
+    # raw hinge zero; around the centroid the same embeddings are spread and the loss is not.
+    torch.manual_seed(0)
+    e = torch.ones(6, 4) * 10 + torch.randn(6, 4) * 0.1
+    assert pairwise_hinge(e, 0.9).item() == pytest.approx(0.0)
+    assert pairwise_hinge(e, 0.9, e.mean(0)).item() > 0.5
+
+
+def test_n_search_keeps_the_best_recovered_size(synthetic_run):
+    res = synthetic_run.run_defense("gcleaner", dict(FAST, n_search=1, recovery_target=1.0,
+                                                     position_fallback="none"))
+    tried = {int(k): v for k, v in res.info["n_search"].items()}
+    sizes = sorted(tried)
+    assert sizes == list(range(sizes[0], sizes[0] + len(sizes))) and 1 <= len(sizes) <= 2
+    best = max(tried.values())
+    assert res.info["recovered_trigger_size"] == min(k for k, v in tried.items() if v == best)
+    assert res.info["positions"] == "least"
+    if len(sizes) == 1:
+        assert tried[sizes[0]] >= 1.0
+    # an explicit n is never searched; the fallback tries the same n on the most important nodes
+    # only when the least important ones miss the target
+    res = synthetic_run.run_defense("gcleaner", dict(FAST, n=2, n_search=3, recovery_target=1.0))
+    keys = list(res.info["n_search"])
+    assert keys in (["2"], ["2", "2-most"]) and res.info["recovered_trigger_size"] == 2
+    if keys == ["2"]:
+        assert res.info["n_search"]["2"] >= 1.0
+    else:
+        assert res.info["positions"] == ("most" if res.info["n_search"]["2-most"] >
+                                         res.info["n_search"]["2"] else "least")

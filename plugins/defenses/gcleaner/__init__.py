@@ -14,11 +14,14 @@ Algorithm
    clean graph under the suspicious model (eval mode); the ``n`` least important nodes are taken.
 2. Recovery: an MLP generator makes trigger features and a binarised (straight-through)
    adjacency from those nodes' features; Montage plants them; the generator is trained for
-   ``recovery_epochs`` so triggered graphs' embeddings share one direction
-   (``relu(T - cos)``, Eq. 8 with its sign fixed).
+   ``recovery_epochs`` so triggered graphs' embeddings share one direction around the clean
+   centroid (``relu(T - cos)``, Eq. 8 with its sign fixed); unless ``n`` is given, larger sizes
+   (and then the most important nodes) are tried while the recovered trigger misses
+   ``recovery_target`` on the clean set.
 3. Unlearning: teacher = the model fine-tuned on the clean set, frozen; student = the model.
-   Loss = ||z_s(G') - z_s(G)|| + ||z_s(G) - z_t(G)|| + lambda * sum over every conv layer of
-   the per-graph Grad-CAM heat-map distance (differentiable).
+   Loss = ||z_s(G') - sg(z_s(G))|| + ||z_s(G) - z_t(G)|| + lambda * sum over every conv layer
+   of the per-graph Grad-CAM heat-map distance (differentiable); sg = stop-gradient
+   (``l1_detach_clean``, ours).
 
 Parameters (all are ``--param name=value``)
 -------------------------------------------
@@ -29,17 +32,35 @@ n : int or None (default None = ``max(2, int(size_fraction * mean nodes of the c
     from the defender's own data, never the attacker's k), in [1, 200]. Clean graphs with fewer
     than n nodes keep no trigger (G' = G, counted in ``untriggered_graphs``); an n that fewer
     than two clean graphs can hold is an error.
+n_search : int, default 2, in [0, 50] (ours): when n is None, also try n+1, ..., n+n_search
+    (positions from one explainer pass) until the recovered trigger captures
+    ``recovery_target`` of the other classes on the clean set; keep the first that does, else
+    the size with the highest recovery ASR (``info["n_search"]`` lists the sizes tried).
+recovery_target : float, default 0.9, in [0, 1].
+position_fallback : "most" (default, ours) | "none": when no tried size reaches
+    ``recovery_target`` on the least important nodes, the same sizes are tried on the most
+    important nodes (``info["positions"]`` says which were kept; keys ``"3-most"`` in
+    ``info["n_search"]``). The paper always uses the least important nodes; on AIDS/GTA they
+    host no recoverable trigger (recovery ASR 0.08 for n = 2..4).
+embed_center : bool, default true (ours): Eq. 8's cosine is taken around the clean graphs' mean
+    embedding; false = raw readouts (vacuous when clean readouts already exceed T, as for GTA's
+    model on AIDS: clean pairwise cosine 0.99).
 size_fraction : float, default 0.2, in (0, 1].
 threshold : float, default 0.9, in [-1, 1] (T of Eq. 8).
 recovery_epochs 20 [1, 1000]; recovery_lr 0.01; recovery_batch 64; generator_hidden 64;
 feature_act : "auto" (default: softmax for one-hot features, none = free for attributes) |
-    "none" | "relu" | "sigmoid" | "softmax".
+    "none" | "relu" | "sigmoid" | "softmax" | "degree" (degree one-hot inputs only: trigger rows
+    are the one-hot of the node's new degree, straight-through; measured worse, see docs).
 heatmap : "gradcam" (default: ours, differentiable) | "none" | "gnnexplainer" | "ig" |
     "guided-bp" (explainer plugins; their loss term has gradient only if the plugin's output
     does, reported as ``heatmap_differentiable``).
 heat_layers : "all" (default) | "last"; heat_grad : "full" (default) | "detach-alpha" | "none";
 heat_norm : "none" (default) | "minmax".
 use_l1, use_l2, use_explain : bool, default true (Table 9 switches).
+l1_detach_clean : bool, default true (ours): in L1 the clean output z_s(G) is a constant
+    target (stop-gradient), so only the triggered twin moves. With the symmetric L1 the student
+    can lower L1 by moving clean outputs to the backdoor class; on AIDS/Sub-BA 1 of 3 runs
+    collapsed that way and the guard rolled back to the untouched model (ASR 86.9).
 lam : float, default 0.5, >= 0 (lambda of Eq. 14).
 teacher : "finetuned" (default) | "original"; teacher_epochs 10; teacher_lr 0.001.
 epochs 60, lr 0.003, optimizer "adam" (defaults measured on AIDS; the paper's SGD lr 0.001 for
@@ -69,7 +90,6 @@ True
 """
 from __future__ import annotations
 
-import copy
 import os
 import time
 from typing import Any, Dict, List, Optional
@@ -82,7 +102,8 @@ from dglcleaner.errors import ParameterError
 from dglcleaner.params import Param
 from dglcleaner.seeding import derive_seed
 
-from .recovery import FEATURE_ACTS, recover_trigger, recovery_asr, select_positions
+from .recovery import (FEATURE_ACTS, node_scores, recover_trigger, recovery_asr,
+                       select_positions)
 from .unlearning import UnlearnConfig, unlearn
 
 EXPLAINERS = ("gnnexplainer", "random", "pgexplainer", "subgraphx", "gradcam")
@@ -109,9 +130,19 @@ class GCleaner(PluginBase):
               choices=EXPLAINERS),
         Param("n", int, None, "recovered trigger size (None: 20% of mean clean-graph size)",
               low=1, high=200, nullable=True),
+        Param("n_search", int, 2, "when n is None: also try up to this many larger sizes until "
+              "the recovered trigger captures recovery_target of the other classes", low=0,
+              high=50),
+        Param("position_fallback", str, "most", "when no size reaches recovery_target on the "
+              "least important nodes, repeat the search on the most important ones",
+              choices=("most", "none")),
+        Param("recovery_target", float, 0.9, "recovery ASR (holding set) that stops the n search",
+              low=0.0, high=1.0),
         Param("size_fraction", float, 0.2, "n = max(2, int(fraction * mean nodes)) when n is None",
               low=0.0, high=1.0, low_open=True),
         Param("threshold", float, 0.9, "T of the cosine hinge (Eq. 8)", low=-1.0, high=1.0),
+        Param("embed_center", bool, True, "Eq. 8 cosine around the clean graphs' mean embedding "
+              "(false: raw embeddings)"),
         Param("recovery_epochs", int, 20, "generator training epochs", low=1, high=1000),
         Param("recovery_lr", float, 0.01, "generator Adam learning rate", low=0.0, high=1.0,
               low_open=True),
@@ -128,6 +159,8 @@ class GCleaner(PluginBase):
         Param("heat_norm", str, "none", "per-graph heat-map normalisation",
               choices=("none", "minmax")),
         Param("use_l1", bool, True, "term ||z(G') - z(G)|| (student on both)"),
+        Param("l1_detach_clean", bool, True, "stop-gradient on z_s(G) in L1: only the triggered "
+              "twin is pulled to the clean output"),
         Param("use_l2", bool, True, "term ||z_student(G) - z_teacher(G)||"),
         Param("use_explain", bool, True, "heat-map term"),
         Param("lam", float, 0.5, "lambda: weight of the heat-map term (Eq. 14)", low=0.0),
@@ -164,9 +197,11 @@ class GCleaner(PluginBase):
                      "lr": 0.001, "epochs": 100, "step_size": 50, "distance": "frobenius",
                      "logit_space": "log_softmax", "heat_layers": "last", "heat_grad": "none",
                      "heat_norm": "minmax", "lam": 1.0, "student_mode": "train",
-                     "feature_act": "none", "guard_drop": -1.0},
+                     "feature_act": "none", "guard_drop": -1.0, "l1_detach_clean": False},
         # The paper's Sec. 5.1 settings taken literally.
         "paper": {"optimizer": "sgd", "lr": 0.001, "epochs": 30, "lam": 0.5,
+                  "embed_center": False, "n_search": 0, "position_fallback": "none",
+                  "l1_detach_clean": False,
                   "feature_act": "none", "guard_drop": -1.0},
     }
 
@@ -205,18 +240,47 @@ class GCleaner(PluginBase):
             explainer = None
             if self.explainer != "random" or _has_explainer(ctx, "random"):
                 explainer = ctx.get_explainer(self.explainer) if ctx.get_explainer else None
-            rng = np.random.default_rng(derive_seed(ctx.seed, "gcleaner", "positions"))
-            positions = select_positions(model, graphs, labels, n, explainer, rng, device)
+            scores = node_scores(model, graphs, labels, explainer, device)
             info["positions_s"] = time.perf_counter() - ts
-            rec = recover_trigger(
-                model, graphs, positions, n, threshold=self.threshold,
-                epochs=self.recovery_epochs, lr=self.recovery_lr,
-                batch_size=self.recovery_batch, hidden=self.generator_hidden,
-                feature_act=self._feature_act(ctx), seed=derive_seed(ctx.seed, "gcleaner", "gen"),
-                device=device, progress=ctx.progress)
-            triggered = rec.apply(graphs, positions)
+            # n search (ours; defender-side signal only): the paper fixes n in advance. A
+            # trigger too small to reach the backdoor's "dense area" (Observation 2) shows as a
+            # low recovery ASR on the clean set; then try the next sizes and keep the first
+            # that captures recovery_target of the other classes (else the best one).
+            sizes = [n] if self.n is not None else list(
+                range(n, min(n + self.n_search, self._largest_n(graphs)) + 1))
+            plans = [("least", size) for size in sizes]
+            if self.position_fallback == "most" and scores is not None:
+                plans += [("most", size) for size in sizes]
+            best = None
+            tried = {}
+            for where, size in plans:
+                rng = np.random.default_rng(derive_seed(ctx.seed, "gcleaner", "positions"))
+                pos = select_positions(
+                    model, graphs, labels, size, None, rng, device,
+                    scores=scores if where == "least" else [-x for x in scores])
+                rec = recover_trigger(
+                    model, graphs, pos, size, threshold=self.threshold,
+                    epochs=self.recovery_epochs, lr=self.recovery_lr,
+                    batch_size=self.recovery_batch, hidden=self.generator_hidden,
+                    feature_act=self._feature_act(ctx),
+                    seed=derive_seed(ctx.seed, "gcleaner", "gen"), center=self.embed_center,
+                    device=device,
+                    progress=ctx.progress)
+                trig = rec.apply(graphs, pos)
+                r = recovery_asr(model, trig, labels, device)
+                rate = r["recovery_asr"] if r["recovery_asr"] == r["recovery_asr"] else 0.0
+                tried[size if where == "least" else f"{size}-most"] = rate
+                if best is None or rate > best[0] + 1e-9:
+                    best = (rate, size, pos, rec, trig, where)
+                if rate >= self.recovery_target:
+                    break
+            _, n, positions, rec, triggered, where = best
+            info["positions"] = where
             info.update(rec.info)
-            info["recovery_s"] = info["recovery_s"] + info["positions_s"]
+            info["recovered_trigger_size"] = n
+            info["untriggered_graphs"] = sum(g.num_nodes() < n for g in graphs)
+            info["n_search"] = {str(k): v for k, v in tried.items()}
+            info["recovery_s"] = time.perf_counter() - ts
         info.update(recovery_asr(model, triggered, labels, device))
 
         # --- stage B: unlearning --------------------------------------------------------
@@ -237,7 +301,7 @@ class GCleaner(PluginBase):
             distance=self.distance, logit_space=self.logit_space, heatmap=self.heatmap,
             heat_layers=self.heat_layers, heat_grad=self.heat_grad, heat_norm=self.heat_norm,
             student_mode=self.student_mode, clip_norm=self.clip_norm,
-            guard_drop=self.guard_drop)
+            guard_drop=self.guard_drop, l1_detach_clean=self.l1_detach_clean)
         info.update(unlearn(student, teacher, graphs, triggered, labels, cfg, device=device,
                             seed=derive_seed(ctx.seed, "gcleaner", "unlearn"),
                             explainer=explainer_h, progress=ctx.progress))
@@ -273,9 +337,13 @@ class GCleaner(PluginBase):
         return graphs, labels
 
     def _feature_act(self, ctx: DefenseContext) -> str:
+        mode = getattr(ctx.featurizer, "mode", "")
+        if self.feature_act == "degree" and mode != "degree_onehot":
+            raise ParameterError(
+                f"feature_act=degree needs degree_onehot features; this run uses {mode or '?'}: "
+                f"use auto, none, relu, sigmoid or softmax")
         if self.feature_act != "auto":
             return self.feature_act
-        mode = getattr(ctx.featurizer, "mode", "")
         # One-hot inputs: a softmax keeps generated features on the simplex of valid rows.
         return "softmax" if str(mode).endswith("onehot") else "none"
 
@@ -285,6 +353,11 @@ class GCleaner(PluginBase):
             raise ParameterError(
                 f"gcleaner needs a clean set with at least two classes; got {len(graphs)} graphs "
                 f"of {classes} class(es): raise --holding-ratio")
+
+    @staticmethod
+    def _largest_n(graphs: List) -> int:
+        """The largest n that at least two clean graphs can hold."""
+        return sorted((g.num_nodes() for g in graphs), reverse=True)[1]
 
     def _trigger_size(self, graphs: List) -> int:
         sizes = sorted((g.num_nodes() for g in graphs), reverse=True)

@@ -24,7 +24,17 @@ from torch import nn
 from dglcleaner._dgl import dgl
 from dglcleaner.graph_ops import choose_nodes, replace_subgraph
 
-FEATURE_ACTS = ("none", "relu", "sigmoid", "softmax")
+FEATURE_ACTS = ("none", "relu", "sigmoid", "softmax", "degree")
+
+
+def degree_onehot_st(deg: torch.Tensor, dim: int, tau: float = 0.5) -> torch.Tensor:
+    """One-hot of ``clamp(round(deg), 0, dim - 1)`` in the forward pass; the gradient of a soft
+    one-hot (``softmax(-(k - deg)^2 / tau)``) in the backward pass, so an edge weight that
+    changes a trigger node's degree receives gradient through its feature row too."""
+    ks = torch.arange(dim, device=deg.device, dtype=deg.dtype)
+    soft = torch.softmax(-((ks[None, :] - deg.clamp(0, dim - 1)[:, None]) ** 2) / tau, dim=1)
+    hard = F.one_hot(deg.detach().round().clamp(0, dim - 1).long(), dim).to(soft.dtype)
+    return hard + soft - soft.detach()
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -70,39 +80,55 @@ class TriggerGenerator(nn.Module):
         return xt, _StraightThrough.apply(a, self.threshold)
 
 
-def select_positions(model: nn.Module, graphs: Sequence, labels: torch.Tensor, n: int,
-                     explainer: Any, rng: np.random.Generator, device: torch.device,
-                     batch_size: int = 64) -> List[np.ndarray]:
-    """The ``n`` least important nodes of every graph (fewer for smaller graphs).
-
-    ``explainer`` is an explainer plugin (``node_importance(model, bg, feat, target)``) or
-    ``None`` for uniformly random positions. Ties are broken by ``rng``.
-    """
+def node_scores(model: nn.Module, graphs: Sequence, labels: torch.Tensor, explainer: Any,
+                device: torch.device, batch_size: int = 64) -> Optional[List[np.ndarray]]:
+    """The explainer's node importance for every graph (for its label), or ``None`` for
+    ``explainer=None`` (random positions). Computed once and reused for several ``n``."""
+    if explainer is None:
+        return None
     out: List[np.ndarray] = []
     for start in range(0, len(graphs), batch_size):
         chunk = list(graphs[start:start + batch_size])
-        if explainer is None:
-            out.extend(choose_nodes(g.num_nodes(), n, rng) for g in chunk)
-            continue
         bg = dgl.batch(chunk).to(device)
         target = labels[start:start + len(chunk)].to(device)
         imp = explainer.node_importance(model, bg, bg.ndata["feat"], target)
         imp = imp.detach().float().cpu().numpy().reshape(-1)
         off = 0
         for g in chunk:
-            k = g.num_nodes()
-            out.append(choose_nodes(k, n, rng, scores=imp[off:off + k], most=False))
-            off += k
+            out.append(imp[off:off + g.num_nodes()])
+            off += g.num_nodes()
+    return out
+
+
+def select_positions(model: nn.Module, graphs: Sequence, labels: torch.Tensor, n: int,
+                     explainer: Any, rng: np.random.Generator, device: torch.device,
+                     batch_size: int = 64,
+                     scores: Optional[List[np.ndarray]] = None) -> List[np.ndarray]:
+    """The ``n`` least important nodes of every graph (fewer for smaller graphs).
+
+    ``explainer`` is an explainer plugin (``node_importance(model, bg, feat, target)``) or
+    ``None`` for uniformly random positions; ``scores`` (from :func:`node_scores`) skips the
+    explainer call. Ties are broken by ``rng``.
+    """
+    if scores is None and explainer is not None:
+        scores = node_scores(model, graphs, labels, explainer, device, batch_size)
+    if scores is None:
+        out = [choose_nodes(g.num_nodes(), n, rng) for g in graphs]
+    else:
+        out = [choose_nodes(g.num_nodes(), n, rng, scores=sc, most=False)
+               for g, sc in zip(graphs, scores)]
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in out]
 
 
 def montage_batch(bg: "dgl.DGLGraph", feat: torch.Tensor, sel: torch.Tensor, xt: torch.Tensor,
-                  at: torch.Tensor):
+                  at: torch.Tensor, degree_features: bool = False):
     """Differentiable Montage (Eq. 5) on a batched graph.
 
     ``sel`` holds global node ids ``(B, n)``. Returns ``(graph, feat, edge_weight)``: edges among
     the selected nodes are removed and all ``n(n-1)`` ordered pairs among them are added with
     weight ``A_t`` (0 or 1 forward, continuous gradient); other edges keep weight 1.
+    ``degree_features``: the selected nodes' feature rows are the one-hot of their new degree
+    (``xt`` ignored), for structural (degree one-hot) inputs.
     """
     b, n = sel.shape
     src, dst = bg.edges()
@@ -126,6 +152,12 @@ def montage_batch(bg: "dgl.DGLGraph", feat: torch.Tensor, sel: torch.Tensor, xt:
     g.set_batch_num_edges(counts)
     ew = torch.cat([torch.ones(int(keep.sum()), device=feat.device, dtype=feat.dtype), cw])
     rows = sel.reshape(-1).long()
+    if degree_features:
+        # Structural features (degree one-hot): the trigger nodes' rows follow their new degree
+        # (weighted in-degree, exact 0/1 forward), as the attacks' featurizer.refresh does.
+        deg = torch.zeros(bg.num_nodes(), device=feat.device, dtype=feat.dtype)
+        deg = deg.index_add(0, g.edges()[1].long(), ew)
+        xt = degree_onehot_st(deg[rows], feat.shape[1])
     new_feat = feat.index_put((rows,), xt.reshape(-1, feat.shape[1]).to(feat.dtype))
     return g, new_feat, ew
 
@@ -136,8 +168,12 @@ def _global_sel(bg: "dgl.DGLGraph", positions: Sequence[np.ndarray]) -> torch.Te
     return pos + offsets.to(torch.int64)[:, None]
 
 
-def pairwise_hinge(emb: torch.Tensor, threshold: float) -> torch.Tensor:
-    """``mean_{p != q} relu(T - cos(h_p, h_q))`` (Eq. 8, sign fixed as the spec says)."""
+def pairwise_hinge(emb: torch.Tensor, threshold: float,
+                   center: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``mean_{p != q} relu(T - cos(h_p - c, h_q - c))`` (Eq. 8, sign fixed as the spec says);
+    ``c`` = ``center`` (the clean graphs' mean embedding) or 0."""
+    if center is not None:
+        emb = emb - center
     z = F.normalize(emb, dim=1)
     cos = z @ z.t()
     mask = ~torch.eye(len(z), dtype=torch.bool, device=z.device)
@@ -169,6 +205,10 @@ class RecoveredTrigger:
             edges = [(i, j) for i in range(self.n) for j in range(i + 1, self.n) if a[i, j]]
             h = replace_subgraph(g, pos, edges)
             new_feat = g.ndata["feat"].clone()
+            if self.generator.feature_act == "degree":
+                # Only edges among the positions changed, so only their degrees did.
+                deg = h.in_degrees()[torch.as_tensor(pos)].clamp(max=new_feat.shape[1] - 1)
+                xt = F.one_hot(deg.long(), new_feat.shape[1]).unsqueeze(0)
             new_feat[torch.as_tensor(pos)] = xt[0].to(new_feat.dtype).cpu()
             h.ndata["feat"] = new_feat
             out.append(h)
@@ -184,12 +224,13 @@ def _copy_with_feat(g):
 def recover_trigger(model: nn.Module, graphs: Sequence, positions: Sequence[np.ndarray], n: int,
                     *, threshold: float = 0.9, epochs: int = 20, lr: float = 0.01,
                     weight_decay: float = 5e-4, batch_size: int = 64, hidden: int = 64,
-                    feature_act: str = "none", seed: int = 0,
+                    feature_act: str = "none", seed: int = 0, center: bool = True,
                     device: Optional[torch.device] = None,
                     progress: Optional[Callable[[str], None]] = None) -> RecoveredTrigger:
     """Train the trigger generator against a frozen copy of ``model`` (Eqs. 6-8).
 
-    Only graphs with at least ``n`` nodes take part. Returns the trained
+    ``center``: measure the cosine around the clean graphs' mean embedding (see
+    ``GCleaner.embed_center``). Only graphs with at least ``n`` nodes take part. Returns the trained
     :class:`RecoveredTrigger`; ``info`` holds the final loss and the time taken.
     """
     start = time.perf_counter()
@@ -202,6 +243,17 @@ def recover_trigger(model: nn.Module, graphs: Sequence, positions: Sequence[np.n
     gen = TriggerGenerator(in_dim, n, hidden, feature_act).to(device)
     opt = torch.optim.Adam(gen.parameters(), lr=lr, weight_decay=weight_decay)
     usable = [i for i, p in enumerate(positions) if len(p) >= n]
+    mu = None
+    if center:
+        # Cosine around the clean centroid: a model whose readouts all point one way (clean
+        # pairwise cosine > T, measured 0.99 for GTA's model on AIDS) makes the uncentred hinge
+        # zero from the start, so the generator would never move.
+        from dglcleaner.training import batches
+
+        with torch.no_grad():
+            embs = [frozen.embed(b, b.ndata["feat"]) for b, _, _ in
+                    batches(list(graphs), None, 256, device=device)]
+        mu = torch.cat(embs).mean(0)
     gen_rng = torch.Generator().manual_seed(int(seed))
     last = float("nan")
     history: List[float] = []
@@ -216,8 +268,8 @@ def recover_trigger(model: nn.Module, graphs: Sequence, positions: Sequence[np.n
             feat = bg.ndata["feat"]
             sel = _global_sel(bg, [positions[i] for i in idx])
             xt, at = gen(feat[sel])
-            tg, tfeat, ew = montage_batch(bg, feat, sel, xt, at)
-            loss = pairwise_hinge(frozen.embed(tg, tfeat, ew), threshold)
+            tg, tfeat, ew = montage_batch(bg, feat, sel, xt, at, feature_act == "degree")
+            loss = pairwise_hinge(frozen.embed(tg, tfeat, ew), threshold, mu)
             opt.zero_grad()
             loss.backward()
             opt.step()
