@@ -54,7 +54,8 @@ def native_libraries(dgl_dir: Optional[Path] = None) -> Dict[str, list]:
         return {}
     return {
         "core": sorted(p.name for p in dgl_dir.glob("libdgl.*")),
-        "sparse": sorted(p.name for p in dgl_dir.glob("libdgl_sparse_pytorch_*")),
+        "sparse": sorted(
+            p.name for p in (dgl_dir / "dgl_sparse").glob("libdgl_sparse_pytorch_*")),
         "graphbolt": sorted(p.name for p in (dgl_dir / "graphbolt").glob("libgraphbolt_*")),
     }
 

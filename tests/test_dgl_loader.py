@@ -95,3 +95,11 @@ def test_other_import_failure_gives_one_message_with_fix(tmp_path):
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]
     assert "DGLImportError" in last and "libdgl.so" in last and "constraints.txt" in last
+
+
+def test_native_libraries_lists_each_kind():
+    libs = _dgl.native_libraries()
+    assert libs["core"], libs  # libdgl.so is always there
+    assert set(libs) == {"core", "sparse", "graphbolt"}
+    assert all(name.startswith("libdgl_sparse_pytorch_") for name in libs["sparse"])
+    assert libs["sparse"], "DGL 2.1 wheels ship dgl_sparse libraries"
