@@ -43,6 +43,9 @@ def ms(values: List[float]) -> str:
     return f"{np.mean(v):.2f} ± {np.std(v):.2f}"
 
 
+_CLEAN_RUNS: Dict[Any, Any] = {}  # (dataset, seed) -> SeedRun whose split and clean model are reused
+
+
 def one_seed(dataset: str, attack: str, seed: int, args, base: Dict[str, Any]) -> Dict[str, Any]:
     from dglcleaner.runner import DefendConfig, SeedRun
     from dglcleaner_plugins.defenses.gcleaner import GCleaner
@@ -51,6 +54,10 @@ def one_seed(dataset: str, attack: str, seed: int, args, base: Dict[str, Any]) -
     t0 = time.perf_counter()
     run = SeedRun(DefendConfig(dataset=dataset, attack=attack, defense="gcleaner",
                                device="cpu", data_dir=args.data_dir), seed=seed)
+    # The split and the clean model do not depend on the attack: train them once per seed.
+    shared = _CLEAN_RUNS.setdefault((dataset, seed), run)
+    if shared is not run:
+        run.share_stages(shared)
     out: Dict[str, Any] = {"backdoored": run.evaluate(run.backdoored_model)}
 
     def defend(label: str, params: Dict[str, Any], preset=None, sim: bool = False):
@@ -97,7 +104,7 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--explainer", default="gnnexplainer")
     ap.add_argument("--data-dir", default=os.environ.get("DGLCLEANER_DATA_DIR"))
-    ap.add_argument("--out", default="docs/gcleaner-results.md")
+    ap.add_argument("--out", default="docs/results/gcleaner.md")
     args = ap.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     attacks = ["sub-ba"] if args.quick else args.attacks.split(",")
@@ -106,8 +113,8 @@ def main(argv=None) -> None:
     errors = []
     start = time.perf_counter()
     for ds in args.datasets.split(","):
-        for atk in attacks:
-            for seed in range(args.seeds):
+        for seed in range(args.seeds):
+            for atk in attacks:
                 try:
                     r = one_seed(ds, atk, seed, args, base)
                 except Exception as exc:  # noqa: BLE001 - record and go on (e.g. attack missing)
