@@ -132,6 +132,9 @@ def attack_cmd(task: str, attack: str, dataset: str, budget: float, model: str, 
                preset: Optional[str], json_path: Optional[str], quiet: bool) -> None:
     """Poison node labels with an attack and report clean vs poisoned victim accuracy."""
     from ..params import parse_assignments
+    from .main import set_threads
+
+    set_threads(None)  # $OMP_NUM_THREADS, else 1 (see `defend --threads`)
 
     kwargs = dict(task=task, attack=attack, dataset=dataset, budget=budget, model=model,
                   splits=splits, seed=seed, protocol=protocol, device=device, data_dir=data_dir,

@@ -7,6 +7,7 @@ splits that were not skipped.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -50,7 +51,10 @@ def run_label_poisoning(
     x_dense = dataset.features.to(device)
     density = float((x_dense != 0).float().mean())
     # Sparse bag-of-words features make the victims' input projection ~3x cheaper.
-    x_model = x_dense.to_sparse_csr() if density < 0.1 and device.type == "cpu" else x_dense
+    with warnings.catch_warnings():  # torch's "sparse CSR is beta" notice is not for users
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        x_model = (x_dense.to_sparse_csr() if density < 0.1 and device.type == "cpu"
+                   else x_dense)
     y = dataset.labels.to(device)
     c = dataset.num_classes
     model_kwargs: Dict[str, Any] = {}
