@@ -33,7 +33,8 @@ import torch  # noqa: E402
 
 from _common import fmt, machine, machine_md, scoped_params  # noqa: E402
 from dglcleaner.metrics import mean_std  # noqa: E402
-from dglcleaner.runner import DefendConfig, SeedRun, make_plugin  # noqa: E402
+from dglcleaner.registry import make_plugin  # noqa: E402
+from dglcleaner.runner import DefendConfig, SeedRun  # noqa: E402
 from dglcleaner.training import TrainConfig  # noqa: E402
 
 ATTACKS = ("sub-ba", "gta", "exp-ba", "motif-ba")

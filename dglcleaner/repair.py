@@ -65,7 +65,8 @@ def repair(model_path: str, clean_data: str, defense: str = "gcleaner",
     """
     from .model_io import load_model, save_model
     from .models import build_from_config
-    from .runner import get_explainer, make_plugin
+    from .registry import make_plugin
+    from .runner import get_explainer
     from .training import TrainConfig, predict, train_model
 
     start = time.perf_counter()

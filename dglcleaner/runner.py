@@ -21,7 +21,7 @@ from .api import AttackContext, AttackResult, DefenseContext, DefenseResult, Thr
 from .backdoor import default_trigger_size
 from .errors import ParameterError, UserError
 from .models import build_model, model_class
-from .registry import find, load_spec
+from .registry import make_plugin
 from .seeding import derive_seed, resolve_device, seed_everything
 from .training import TrainConfig, predict, train_model
 
@@ -101,14 +101,6 @@ def load_dataset_cached(name: str, data_dir: Optional[str], **options: Any):
         _DATASETS[key] = load_dataset(name, data_dir, **options)
     return _DATASETS[key]
 
-
-def make_plugin(kind: str, name: str, params: Dict[str, Any], preset: Optional[str]):
-    """Instantiate a plugin (only that plugin's module is imported)."""
-    cls = load_spec(find(kind, name))
-    kwargs = dict(params)
-    if preset:
-        kwargs["preset"] = preset
-    return cls(**kwargs)
 
 
 class SeedRun:
