@@ -13,7 +13,6 @@ import torch
 
 from dglcleaner.api import DefenseContext, ThreatModel
 from dglcleaner.errors import UserError
-from dglcleaner_plugins.defenses.ed import flag_outliers
 from dglcleaner_plugins.defenses.xgbd import XGBD, neg_log_ce
 
 
@@ -88,16 +87,6 @@ def test_real_labels_flags_mostly_poisoned_graphs():
     assert len(res.flagged) > 0
     assert hits / len(res.flagged) >= 0.8, (hits, len(res.flagged))
     assert hits / len(poisoned) >= 0.5, (hits, len(poisoned))
-
-
-def test_flag_rules_use_only_scores():
-    s = np.r_[np.random.default_rng(0).normal(0, 0.1, 200), np.full(10, 5.0)]
-    for rule in ("mad", "kmeans"):
-        idx, thr = flag_outliers(s, rule, 3.0, 0.3)
-        assert idx == list(range(200, 210)), rule
-    idx, _ = flag_outliers(s, "mad", 3.0, 0.02)  # capped at 2 % of 210
-    assert len(idx) == 4
-    assert flag_outliers(np.zeros(5), "kmeans")[0] == []
 
 
 def test_missing_explainer_is_one_line_error(premise_ctx):
