@@ -75,16 +75,32 @@ def _check_axes(rows: Sequence[RunRow], *axes: Optional[str]) -> None:
         raise UserError("no successful runs to plot; run the grid first (dglcleaner run CONFIG)")
 
 
-def plot_curves(rows: Sequence[RunRow], x: str, out: str | Path, *, hue: str = "defense",
-                panel: Optional[str] = "attack", metrics: Sequence[str] = ("asr", "acc"),
-                group: str = "defended", title: str = "") -> str:
-    """Metric (mean ± std band) against the numeric axis ``x``; a line per ``hue`` value."""
+def _panel_grid(rows: Sequence[RunRow], x: str, hue: str, panel: Optional[str],
+                metrics: Sequence[str], group: str, panel_width: float):
+    """Figure with one row per metric and one column per ``panel`` value (curves and bars)."""
     plt = _plt()
     _check_axes(rows, x, hue, panel)
     panels = [None] if not panel else list(OrderedDict.fromkeys(r.axes.get(panel) for r in rows))
     metrics = [_metric_name(m, group) for m in metrics]
     fig, axs = plt.subplots(len(metrics), len(panels), squeeze=False,
-                            figsize=(3.6 * len(panels), 2.8 * len(metrics)))
+                            figsize=(panel_width * len(panels), 2.8 * len(metrics)))
+    return fig, axs, panels, metrics
+
+
+def _finish(fig, axs, out: str | Path, title: str) -> str:
+    """Legend on the top-right panel, optional title, save."""
+    axs[0][-1].legend(fontsize="small", loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def plot_curves(rows: Sequence[RunRow], x: str, out: str | Path, *, hue: str = "defense",
+                panel: Optional[str] = "attack", metrics: Sequence[str] = ("asr", "acc"),
+                group: str = "defended", title: str = "") -> str:
+    """Metric (mean ± std band) against the numeric axis ``x``; a line per ``hue`` value."""
+    fig, axs, panels, metrics = _panel_grid(rows, x, hue, panel, metrics, group, 3.6)
     for j, pv in enumerate(panels):
         sub = [r for r in rows if not panel or r.axes.get(panel) == pv]
         for i, m in enumerate(metrics):
@@ -104,23 +120,14 @@ def plot_curves(rows: Sequence[RunRow], x: str, out: str | Path, *, hue: str = "
             if i == 0 and pv is not None:
                 ax.set_title(str(pv))
             ax.grid(alpha=0.3)
-    axs[0][-1].legend(fontsize="small", loc="best")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, out)
+    return _finish(fig, axs, out, title)
 
 
 def plot_bars(rows: Sequence[RunRow], out: str | Path, *, x: str = "model", hue: str = "attack",
               panel: Optional[str] = "dataset", metrics: Sequence[str] = ("asr", "acc"),
               group: str = "defended", title: str = "") -> str:
     """Grouped bars (mean, std as error bar): one group per ``x`` value, a bar per ``hue``."""
-    plt = _plt()
-    _check_axes(rows, x, hue, panel)
-    panels = [None] if not panel else list(OrderedDict.fromkeys(r.axes.get(panel) for r in rows))
-    metrics = [_metric_name(m, group) for m in metrics]
-    fig, axs = plt.subplots(len(metrics), len(panels), squeeze=False,
-                            figsize=(3.8 * len(panels), 2.8 * len(metrics)))
+    fig, axs, panels, metrics = _panel_grid(rows, x, hue, panel, metrics, group, 3.8)
     for j, pv in enumerate(panels):
         sub = [r for r in rows if not panel or r.axes.get(panel) == pv]
         xs = list(OrderedDict.fromkeys(r.axes.get(x) for r in sub))
@@ -140,11 +147,7 @@ def plot_bars(rows: Sequence[RunRow], out: str | Path, *, x: str = "model", hue:
             ax.set_ylim(0, 102)
             if i == 0 and pv is not None:
                 ax.set_title(str(pv))
-    axs[0][-1].legend(fontsize="small", loc="best")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, out)
+    return _finish(fig, axs, out, title)
 
 
 def plot_confusion(rows: Sequence[RunRow], out: str | Path, *, panel: str = "defense",

@@ -13,6 +13,7 @@ import torch
 
 from dglcleaner.api import DefenseContext, ThreatModel
 from dglcleaner.errors import UserError
+from dglcleaner.metrics import detection_scores
 from dglcleaner_plugins.defenses.xgbd import XGBD, neg_log_ce
 
 
@@ -48,10 +49,8 @@ def test_flags_mostly_poisoned_graphs(premise_ctx):
     plugin = XGBD(explainer="gradcam")
     torch.manual_seed(0)
     res = plugin.run(ctx)
-    hits = len(set(res.flagged) & poisoned)
-    assert len(res.flagged) > 0
-    assert hits / len(res.flagged) >= 0.8, (hits, len(res.flagged))
-    assert hits / len(poisoned) >= 0.5, (hits, len(poisoned))
+    det = detection_scores(res.flagged, poisoned)  # the evaluator's precision/recall (%)
+    assert det["flagged"] > 0 and det["precision"] >= 80 and det["recall"] >= 50, det
     assert res.info["k"] == max(2, int(0.2 * np.mean([g.num_nodes() for g in ctx.train_graphs])))
     assert res.info["threshold"] >= -np.log(0.01)
     # deterministic: the same scores again (on the retrained model: no extra training)
@@ -83,10 +82,8 @@ def test_real_labels_flags_mostly_poisoned_graphs():
     assert ctx.model is None and ctx.clean_graphs is None  # training-set threat model only
     torch.manual_seed(0)
     res = plugin.run(ctx)
-    hits = len(set(res.flagged) & poisoned)
-    assert len(res.flagged) > 0
-    assert hits / len(res.flagged) >= 0.8, (hits, len(res.flagged))
-    assert hits / len(poisoned) >= 0.5, (hits, len(poisoned))
+    det = detection_scores(res.flagged, poisoned)  # the evaluator's precision/recall (%)
+    assert det["flagged"] > 0 and det["precision"] >= 80 and det["recall"] >= 50, det
 
 
 def test_missing_explainer_is_one_line_error(premise_ctx):
