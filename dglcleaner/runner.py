@@ -121,7 +121,8 @@ class SeedRun:
         self._cache: Dict[str, Any] = {}
 
     #: Stages that depend on the dataset, split, features, model and seed but not on the attack.
-    ATTACK_FREE_STAGES = ("data", "clean_model", "clean_eval_pred", "clean_eval")
+    #: (``clean_eval`` is not one: it holds the trigger's ASR on the clean model.)
+    ATTACK_FREE_STAGES = ("data", "clean_model", "clean_eval_pred")
 
     def share_stages(self, source: "SeedRun",
                      stages: Tuple[str, ...] = ATTACK_FREE_STAGES) -> "SeedRun":
@@ -412,7 +413,6 @@ def run_defend(cfg: DefendConfig, progress: Optional[Callable[[int, str], None]]
     if cfg.attack:
         make_plugin("attack", cfg.attack, cfg.attack_params, cfg.attack_preset)
     make_plugin("defense", cfg.defense, cfg.defense_params, cfg.defense_preset)
-    device = resolve_device(cfg.device)
     runs = []
     start = time.perf_counter()
     for i in range(cfg.seeds):
@@ -427,12 +427,18 @@ def run_defend(cfg: DefendConfig, progress: Optional[Callable[[int, str], None]]
             save(save_model, model, run.data["featurizer"],
                  {"dataset": cfg.dataset, "attack": cfg.attack, "seed": seed,
                   "target_label": cfg.target_label if cfg.attack else None})
+    return defend_document(cfg, runs, time.perf_counter() - start)
+
+
+def defend_document(cfg: DefendConfig, runs: List[Dict[str, Any]],
+                    elapsed_s: float) -> Dict[str, Any]:
+    """The JSON document (schema ``dglcleaner.defend/1``) for ``runs`` of ``cfg``."""
     return {
         "schema": SCHEMA,
         "summary": summarize(runs),
         "runs": runs,
         "config": cfg.to_dict(),
-        "device": str(device),
-        "elapsed_s": round(time.perf_counter() - start, 3),
+        "device": str(resolve_device(cfg.device)),
+        "elapsed_s": round(elapsed_s, 3),
         "versions": versions(),
     }

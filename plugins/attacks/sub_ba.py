@@ -31,6 +31,11 @@ with_replacement : bool, default False
     Sample poisoned graphs with replacement (GCleaner's released code).
 fixed_positions : bool, default False
     Use the same node indices in every graph (GCleaner's re-seeding quirk).
+trigger_seed : int or None, default None, in [0, 2**31 - 1]
+    Seed of the trigger graph. ``None`` derives it from the run seed, so every seed draws its own
+    trigger; the ``official`` preset uses 10, the released code's default ``args.seed`` (for
+    k = 3 that draw is a triangle). With k = 3 the shape (one edge, a path or a triangle)
+    decides much of the ASR, so a fixed trigger separates the trigger's luck from the seed's.
 degree_feature_bug : bool, default False
     Reproduce the Sub-BA release's bug: degree features are computed from a graph whose trigger
     edges sit on nodes ``0..k-1`` while the structure has them on the chosen nodes.
@@ -75,11 +80,13 @@ class SubBA(PluginBase):
         Param("degree", int, 2, "WS neighbours K / BA attachment m", low=1, high=10),
         Param("with_replacement", bool, False, "sample poisoned graphs with replacement"),
         Param("fixed_positions", bool, False, "same node indices in every graph"),
+        Param("trigger_seed", int, None, "seed of the trigger graph (default: from the run seed)",
+              low=0, high=2**31 - 1),
         Param("degree_feature_bug", bool, False,
               "features from trigger edges on nodes 0..k-1 (Sub-BA release bug)"),
     )
     presets = {
-        "official": {"with_replacement": True, "fixed_positions": True},
+        "official": {"with_replacement": True, "fixed_positions": True, "trigger_seed": 10},
         "sub-ba-release": {"degree_feature_bug": True},
     }
 
@@ -87,8 +94,9 @@ class SubBA(PluginBase):
         k = int(ctx.trigger_size)
         check_attack_settings(ctx.train_graphs, ctx.train_labels, ctx.num_classes,
                               ctx.target_label, ctx.injection_ratio, k)
-        trig = random_trigger_graph(self.generator, k, self.density,
-                                    derive_seed(ctx.seed, "sub-ba", "trigger"), self.degree)
+        trigger_seed = (derive_seed(ctx.seed, "sub-ba", "trigger") if self.trigger_seed is None
+                        else int(self.trigger_seed))
+        trig = random_trigger_graph(self.generator, k, self.density, trigger_seed, self.degree)
         edges = sorted((min(a, b), max(a, b)) for a, b in trig.edges())
         # Fixed positions: k indices drawn once below the smallest poisonable graph's size, so
         # every graph of at least that size gets the trigger on the same node ids.
