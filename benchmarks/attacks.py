@@ -25,8 +25,9 @@ from typing import Any, Dict, List
 
 import torch
 
-from _common import scoped_params
+from _common import machine, machine_md, scoped_params
 
+from dglcleaner.io_utils import atomic_write_bytes
 from dglcleaner.metrics import mean_std
 from dglcleaner.runner import DefendConfig, SeedRun, versions
 from dglcleaner.training import TrainConfig
@@ -153,8 +154,7 @@ def write_doc(path: Path, body: str) -> None:
         text = text.rstrip() + f"\n\n{BEGIN}\n{END}\n"
     pre, rest = text.split(BEGIN, 1)
     _, post = rest.split(END, 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(pre + BEGIN + "\n" + body.strip() + "\n" + END + post)
+    atomic_write_bytes(path, (pre + BEGIN + "\n" + body.strip() + "\n" + END + post).encode())
 
 
 def main(argv=None) -> int:
@@ -177,6 +177,8 @@ def main(argv=None) -> int:
         f"{args.device}; attack parameters {params or 'defaults'}. Wall time {wall:.0f} s.",
         f"Machine: {v['platform']}, {v['cpu_threads']} torch thread(s); torch {v['torch']}, "
         f"DGL {v['dgl']}, Python {v['python']}.",
+        machine_md(machine()) + " Times are upper bounds when the load average is above the"
+        " core count.",
         "",
         "Percentages, mean ± std over seeds (a single number: one seed). `attack s` is the "
         "attack stage (GTA's includes training its own backdoored model); `backdoored-model "
@@ -186,8 +188,8 @@ def main(argv=None) -> int:
     ])
     write_doc(Path(args.out), body)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "versions": v}, indent=1,
-                                              default=str))
+        atomic_write_bytes(Path(args.json), json.dumps({"rows": rows, "versions": v}, indent=1,
+                                                       default=str).encode())
     print(body)
     return 0
 
