@@ -49,7 +49,7 @@ _CLEAN_RUNS: Dict[Any, Any] = {}  # (dataset, seed) -> SeedRun whose split and c
 def one_seed(dataset: str, attack: str, seed: int, args, base: Dict[str, Any]) -> Dict[str, Any]:
     from dglcleaner.runner import DefendConfig, SeedRun
     from dglcleaner_plugins.defenses.gcleaner import GCleaner
-    from dglcleaner_plugins.defenses.gcleaner.recovery import trigger_similarity
+    from dglcleaner.metrics import trigger_similarity
 
     t0 = time.perf_counter()
     run = SeedRun(DefendConfig(dataset=dataset, attack=attack, defense="gcleaner",

@@ -62,3 +62,26 @@ def mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
     mean = sum(vals) / len(vals)
     std = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))
     return {"mean": mean, "std": std}
+
+
+def trigger_similarity(model: torch.nn.Module, recovered: Sequence, true: Sequence,
+                       device: Optional[torch.device] = None) -> float:
+    """GCleaner's Table 4 "Similarity" (evaluator only): mean cosine between ``model``'s graph
+    embeddings of each graph with the recovered and with the true trigger (same graphs, same
+    order)."""
+    import torch.nn.functional as F
+
+    from .training import batches
+
+    was_training = model.training
+    model.eval()
+    sims = []
+    try:
+        with torch.no_grad():
+            for (ba, _, _), (bb, _, _) in zip(batches(recovered, None, 256, device=device),
+                                              batches(true, None, 256, device=device)):
+                sims.append(F.cosine_similarity(model.embed(ba, ba.ndata["feat"]),
+                                                model.embed(bb, bb.ndata["feat"]), dim=1).cpu())
+    finally:
+        model.train(was_training)
+    return float(torch.cat(sims).mean()) if sims else float("nan")

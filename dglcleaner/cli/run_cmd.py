@@ -161,19 +161,16 @@ def _is_first(grid, key: str, seen_groups: set) -> bool:
 # ---------------------------------------------------------------------------------------------
 def _select_rows(db: str, config: Optional[str], overrides: Tuple[str, ...],
                  grid_name: Optional[str]):
-    """(title, rows, layout, paper, missing) for each table to print."""
+    """The tables to print: the config's (its runs, layout and paper numbers), or one per
+    stored grid name."""
+    from ..experiments.report import build_table, grid_table
     from ..experiments.store import iter_rows
 
     rows = list(iter_rows(db))
     if config:
         from ..experiments.config import load_grid
 
-        grid = load_grid(config, overrides)
-        by_key = {r.key: r for r in rows}
-        chosen = [by_key[s.key] for s in grid.runs if s.key in by_key]
-        missing = len(grid.runs) - len(chosen)
-        desc = grid.doc.get("description") or grid.name
-        return [(desc, chosen, grid.report, grid.paper, missing)]
+        return [grid_table(load_grid(config, overrides), rows)]
     names = sorted({r.grid for r in rows})
     if grid_name:
         if grid_name not in names:
@@ -181,7 +178,7 @@ def _select_rows(db: str, config: Optional[str], overrides: Tuple[str, ...],
 
             raise unknown_name("grid", grid_name, names)
         names = [grid_name]
-    return [(n, [r for r in rows if r.grid == n], {}, {}, 0) for n in names]
+    return [build_table([r for r in rows if r.grid == n], title=n) for n in names]
 
 
 @click.command("report")
@@ -197,14 +194,9 @@ def _select_rows(db: str, config: Optional[str], overrides: Tuple[str, ...],
 def report_cmd(db: str, config: Optional[str], overrides: Tuple[str, ...],
                grid_name: Optional[str], fmt: str, out: Optional[str]) -> None:
     """Tables of stored results: mean ± std over seeds, paper numbers beside ours."""
-    from ..experiments.report import build_table, render, to_rich
+    from ..experiments.report import render, to_rich
 
-    tables = []
-    for title, rows, layout, paper, missing in _select_rows(db, config, overrides, grid_name):
-        t = build_table(rows, layout, paper, title=title)
-        if missing:
-            t.notes.append(f"{missing} run(s) of this grid are not in the database yet")
-        tables.append(t)
+    tables = _select_rows(db, config, overrides, grid_name)
     if not tables:
         click.echo(f"no runs stored in {db}", err=True)
         return
@@ -249,7 +241,7 @@ def report_cmd(db: str, config: Optional[str], overrides: Tuple[str, ...],
 def plot_cmd(kind: str, db: str, config: Optional[str], overrides: Tuple[str, ...],
              x: Optional[str], hue: Optional[str], panel: Optional[str],
              metrics: Tuple[str, ...], out: str, device: str, data_dir: Optional[str]) -> None:
-    """Figures: curve (Figs. 6, 7, 11, 12), bars (Fig. 8), confusion (Fig. 5), tsne (Fig. 10)."""
+    """Figures: curve (Figs. 6, 7, 9, 11, 12), bars (8), confusion (5), tsne (10)."""
     from ..errors import UserError
     from ..experiments import plots
 
@@ -285,7 +277,8 @@ def plot_cmd(kind: str, db: str, config: Optional[str], overrides: Tuple[str, ..
         if kind == "curve":
             if not spec.get("x"):
                 raise UserError("plot curve needs --x AXIS (or `plot: {x: ...}` in the config)")
-            path = plots.plot_curves(rows, spec["x"], out, title=title, **common)
+            path = plots.plot_curves(rows, spec["x"], out, title=title,
+                                     xlabel=spec.get("xlabel") if not x else None, **common)
         elif kind == "bars":
             path = plots.plot_bars(rows, out, x=spec.get("x", "model"), title=title, **common)
         else:

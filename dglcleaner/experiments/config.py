@@ -9,9 +9,12 @@ A grid file names the axes; every combination becomes one run (one seed of one d
     defenses: [{name: none, label: Before}, abl, gcleaner]
     seeds: 5                             # or an explicit list [0, 3, 7]
     settings: {injection_ratio: 0.05, holding_ratio: 0.03, train: {epochs: 40}}
-    sweep: {injection_ratio: [0.01, 0.03]}   # DefendConfig fields (train.X for TrainConfig)
+    sweep: {injection_ratio: [0.01, 0.03]}   # DefendConfig fields (train.X for TrainConfig),
+                                             # e.g. adaptive_alpha: [0, 0.5, 1] (Fig. 9)
     # an attack or defense entry may carry its own `sweep:` over its plugin parameters
-    record: {confusion: true}            # extra per-run data (confusion matrices, Fig. 5)
+    record: {confusion: true}            # extra per-run data (confusion matrices, Fig. 5);
+                                         # recovery: false turns off the recovered-trigger
+                                         # metrics (Table 4; on by default, cheap)
     report: {rows: [dataset, attack], columns: defense, metrics: [asr, acc]}
     plot: {kind: curve, x: injection_ratio, hue: defense}
     paper:
@@ -42,7 +45,12 @@ TOP_KEYS = ("name", "description", "datasets", "models", "attacks", "defenses", 
 AXIS_FIELDS = ("dataset", "model", "attack", "defense", "attack_params", "defense_params",
                "attack_preset", "defense_preset", "seed", "seeds", "device", "data_dir")
 #: Fields that only the attack stage reads (the data and the clean model do not depend on them).
-ATTACK_FIELDS = ("attack", "attack_params", "attack_preset", "injection_ratio")
+#: ``adaptive_alpha`` (the adaptive attack of the paper's Sec. 5.2.6) changes only how the
+#: backdoored model is trained, so it belongs here too: every alpha shares the clean model.
+ATTACK_FIELDS = ("attack", "attack_params", "attack_preset", "injection_ratio", "adaptive_alpha")
+#: Fields the backdoored-model training reads but the attack itself does not: runs that differ
+#: only in these share the attack result (poisoned set and trigger) as well.
+BACKDOOR_TRAINING_FIELDS = ("adaptive_alpha",)
 DEFENSE_FIELDS = ("defense", "defense_params", "defense_preset")
 #: Left out of the run key: they say where a run happens, not what it computes.
 UNKEYED_FIELDS = ("device", "data_dir", "seeds")
@@ -62,6 +70,7 @@ class RunSpec:
     unit_key: str                   # data + clean model: shared by every attack and defense
     group_key: str                  # + attack + backdoored model: shared by every defense
     grid: str = ""
+    attack_key: str = ""            # + attack result (not its model): shared across alphas
 
     @property
     def seed(self) -> int:
@@ -365,8 +374,9 @@ def _one_run(grid_name, base, ds, mdl, atk, dfn, point, apoint, dpoint, seed, ru
     axes["seed"] = int(seed)
     unit = {k: v for k, v in canon.items() if k not in ATTACK_FIELDS + DEFENSE_FIELDS}
     group = {k: v for k, v in canon.items() if k not in DEFENSE_FIELDS}
+    attack = {k: v for k, v in group.items() if k not in BACKDOOR_TRAINING_FIELDS}
     return RunSpec(key=_hash(canon), config=canon, axes=axes, unit_key=_hash(unit),
-                   group_key=_hash(group), grid=grid_name)
+                   group_key=_hash(group), grid=grid_name, attack_key=_hash(attack))
 
 
 def _check_names(datasets, models, attacks, defenses) -> None:

@@ -5,7 +5,11 @@ Work is shared at two levels (see :func:`~dglcleaner.experiments.config.group_ru
 * a *unit* (dataset, features, split, model, training settings, seed) loads and featurises the
   data and trains the clean model once, for every attack and defense;
 * a *group* (unit + attack settings) runs the attack and trains the backdoored model once, for
-  every defense.
+  every defense; groups that differ only in how the backdoored model is trained (the adaptive
+  attack's ``adaptive_alpha``) also share the attack result.
+
+After each defense the evaluator adds ``record["recovery"]`` when the defense exposes its
+recovered trigger (GCleaner): :func:`recovery_metrics` (Table 4's similarity and recovery ASR).
 
 Each stage is seeded from the run seed alone (:func:`~dglcleaner.seeding.derive_seed`), and the
 stages of a group always run in the same order (data, clean model, attack, backdoored model,
@@ -173,8 +177,10 @@ def _share(source, run) -> None:
 
 def _instrument(run, captured: Dict[str, Any]) -> None:
     """Memoise evaluations of the shared clean/backdoored models (``record`` repeats them for
-    every defense) and capture each defense result for the finite-number check."""
+    every defense) and capture each defense result (for the finite-number check) and plugin
+    instance (for the evaluator's recovery metrics)."""
     orig_eval, orig_defense = run.evaluate, run.run_defense
+    orig_context = run.defense_context
     memo: Dict[Any, Dict[str, float]] = {}
 
     def evaluate(model, result=None, with_trigger=True):
@@ -191,8 +197,26 @@ def _instrument(run, captured: Dict[str, Any]) -> None:
         captured["result"] = orig_defense(*args, **kwargs)
         return captured["result"]
 
+    def defense_context(defense):
+        captured["plugin"] = defense  # SeedRun.run_defense builds the plugin, then asks this
+        return orig_context(defense)
+
     run.evaluate = evaluate
     run.run_defense = run_defense
+    run.defense_context = defense_context
+
+
+def _check_adaptive(run) -> None:
+    """An adaptive alpha is applied when the runner trains the backdoored model; an attack
+    that returns its own model (GTA trains it jointly with the trigger) would silently ignore
+    it, so such runs fail with a clear message instead of storing unadapted numbers."""
+    alpha = run.cfg.adaptive_alpha
+    if alpha and alpha > 0 and run.attack_result.model is not None:
+        from ..errors import ParameterError
+
+        raise ParameterError(f"adaptive_alpha={alpha} has no effect on attack "
+                             f"{run.cfg.attack!r}: it trains its own backdoored model; use "
+                             f"adaptive_alpha=0 for it")
 
 
 def _snapshot(model) -> Dict[str, Any]:
@@ -244,6 +268,47 @@ def _confusions(run, dres, num_classes: int) -> Dict[str, List[List[int]]]:
     return out
 
 
+def recovery_metrics(run, plugin, dres) -> Optional[Dict[str, float]]:
+    """Evaluator-side numbers on a defense's recovered trigger (Table 4), or ``None``.
+
+    Needs a defense that keeps ``recovered_ = {"graphs", "labels", "triggered",
+    "positions"}`` (GCleaner) and a run with an attack. Computed after the defense finished,
+    from what only the evaluator knows (target label, true trigger); nothing goes back to the
+    defense. Keys (percent unless said): ``asr`` - the backdoored model's ASR on the clean
+    graphs carrying the recovered trigger (the paper's "ASR (recovery)"); ``defender_asr`` -
+    the defense's own target-free estimate (``info["recovery_asr"]``); ``dominant_is_target``
+    - 100 when the class the recovered trigger pushes to is the true target; ``similarity`` -
+    cosine in [-1, 1] between the backdoored model's embeddings of the holding graphs with the
+    recovered and with the true trigger (only when the trigger was recovered, not the oracle).
+    """
+    import torch
+
+    from .. import metrics
+    from ..seeding import derive_seed
+    from ..training import predict
+
+    rec = getattr(plugin, "recovered_", None)
+    if not run.cfg.attack or not isinstance(rec, dict) or not rec.get("triggered"):
+        return None
+    model = run.backdoored_model
+    target = run.cfg.target_label
+    labels = torch.as_tensor(rec["labels"]).long()
+    pred = predict(model, list(rec["triggered"]), device=run.device)
+    out: Dict[str, float] = {"asr": metrics.asr(pred, labels, target)}
+    info = getattr(dres, "info", None) or {}
+    if isinstance(info.get("recovery_asr"), (int, float)):
+        out["defender_asr"] = 100.0 * float(info["recovery_asr"])
+    if isinstance(info.get("recovery_dominant_class"), int):
+        out["dominant_is_target"] = 100.0 * float(info["recovery_dominant_class"] == target)
+    if rec.get("positions") is not None and rec.get("graphs"):
+        true = run.attack_result.apply_trigger(list(rec["graphs"]),
+                                               derive_seed(run.seed, "eval-similarity"))
+        if len(true) == len(rec["triggered"]):
+            out["similarity"] = metrics.trigger_similarity(model, rec["triggered"], true,
+                                                           run.device)
+    return out
+
+
 def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "auto",
              data_dir: Optional[str] = None, record_options: Optional[Dict[str, Any]] = None,
              emit: Optional[EventFn] = None) -> None:
@@ -255,6 +320,7 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
     vers = versions()
     commit = git_commit()
     source = None
+    attack_sources: Dict[str, Any] = {}  # attack_key -> run whose attack result is reused
     unit_error: Optional[str] = None
     with Store(db_path) as store:
         for group in unit:
@@ -276,6 +342,9 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
                     run = SeedRun(build_defend_config(cfg_dict), first.seed, progress)
                     if source is not None:
                         _share(source, run)
+                    if first.attack_key in attack_sources:  # e.g. another adaptive alpha
+                        run.share_stages(attack_sources[first.attack_key],
+                                         ("attack_plugin", "attack_result", "triggered_eval"))
                     captured: Dict[str, Any] = {}
                     _instrument(run, captured)
                     # Fixed stage order (see module doc): clean model before the attack.
@@ -285,8 +354,10 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
                         source = run
                     if run.cfg.attack:
                         run.attack_result
+                        _check_adaptive(run)
                         run.backdoored_model
                         run.triggered_eval
+                        attack_sources.setdefault(first.attack_key, run)
                     snaps = {"clean_model": _snapshot(run.clean_model)}
                     if run.cfg.attack:
                         snaps["backdoored_model"] = _snapshot(run.backdoored_model)
@@ -315,6 +386,17 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
                         if error is None and opts.get("confusion"):
                             rec["confusion"] = _confusions(run, captured["result"],
                                                            run.data["num_classes"])
+                        if error is None and opts.get("recovery", True):
+                            # Extra evaluator numbers: a problem here is noted in the record
+                            # but does not fail the defense's run.
+                            try:
+                                recovery = recovery_metrics(run, captured.get("plugin"),
+                                                            captured.get("result"))
+                            except Exception as exc:  # noqa: BLE001
+                                rec["recovery_error"] = _error_text(exc, "recovery metrics")
+                            else:
+                                if recovery:
+                                    rec["recovery"] = recovery
                     except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on
                         error = _error_text(exc, state["stage"])
                         tb = traceback.format_exc(limit=-3)

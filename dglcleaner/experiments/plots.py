@@ -1,9 +1,9 @@
 """Figures with matplotlib (optional extra ``plots``), saved as PNG or SVG.
 
 * :func:`plot_curves` - ASR/ACC (mean ± std over seeds) against a swept axis: injection ratio
-  (the GCleaner paper's Fig. 6), holding ratio (Fig. 7), lambda (Fig. 11), trigger size
-  (Fig. 12); one line per value of ``hue`` (e.g. the defense), one panel per metric and
-  ``panel`` value (e.g. the attack).
+  (the GCleaner paper's Fig. 6), holding ratio (Fig. 7), adaptive-attack alpha (Fig. 9),
+  lambda (Fig. 11), trigger size (Fig. 12); one line per value of ``hue`` (e.g. the
+  defense), one panel per metric and ``panel`` value (e.g. the attack).
 * :func:`plot_bars` - per-model bars (Fig. 8).
 * :func:`plot_confusion` - per-class confusion matrices averaged over seeds (Fig. 5); needs
   runs stored with ``record: {confusion: true}``.
@@ -98,8 +98,9 @@ def _finish(fig, axs, out: str | Path, title: str) -> str:
 
 def plot_curves(rows: Sequence[RunRow], x: str, out: str | Path, *, hue: str = "defense",
                 panel: Optional[str] = "attack", metrics: Sequence[str] = ("asr", "acc"),
-                group: str = "defended", title: str = "") -> str:
-    """Metric (mean ± std band) against the numeric axis ``x``; a line per ``hue`` value."""
+                group: str = "defended", title: str = "", xlabel: Optional[str] = None) -> str:
+    """Metric (mean ± std band) against the numeric axis ``x``; a line per ``hue`` value
+    (``xlabel`` names the x axis, default ``x``)."""
     fig, axs, panels, metrics = _panel_grid(rows, x, hue, panel, metrics, group, 3.6)
     for j, pv in enumerate(panels):
         sub = [r for r in rows if not panel or r.axes.get(panel) == pv]
@@ -114,7 +115,7 @@ def plot_curves(rows: Sequence[RunRow], x: str, out: str | Path, *, hue: str = "
                 ax.plot(xs, mean, marker="o", label=str(hv))
                 ax.fill_between(xs, [a - b for a, b in zip(mean, std)],
                                 [a + b for a, b in zip(mean, std)], alpha=0.15)
-            ax.set_xlabel(x)
+            ax.set_xlabel(xlabel or x)
             ax.set_ylabel(f"{_label(m, group)} (%)")
             ax.set_ylim(-2, 102)
             if i == 0 and pv is not None:

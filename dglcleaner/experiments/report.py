@@ -5,10 +5,14 @@ A grid's ``report:`` section chooses the layout::
     report:
       rows: [dataset, attack]      # axes that make the rows (default: the axes that vary)
       columns: defense             # optional: one column group per value of this axis
-      metrics: [asr, acc]          # 'asr' means defended.asr; any group.metric is allowed
+      metrics: [asr, acc]          # 'asr' means defended.asr; any group.metric is allowed,
+                                   # e.g. recovery.similarity, recovery.asr (Table 4; short
+                                   # names: similarity, recovery_asr)
       group: defended              # default group for bare metric names
 
-and its ``paper:`` section lists the published numbers, matched on axis values::
+and its ``paper:`` section lists the published numbers, matched on axis values (every key of
+an entry that is not a metric name must equal the row's axis value; sweep axes are dotted,
+e.g. ``defense.explainer``)::
 
     paper:
       source: GCleaner paper, Table 3
@@ -27,10 +31,16 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ..errors import UserError
 from .store import RunRow
 
-GROUPS = ("clean", "backdoored", "defended", "detection")
+GROUPS = ("clean", "backdoored", "defended", "detection", "recovery")
 FORMATS = ("rich", "markdown", "csv")
 LABELS = {"asr": "ASR", "acc": "ACC", "asr_all": "ASR(all)", "asr_conditional": "ASR(cond)",
-          "precision": "precision", "recall": "recall", "f1": "F1"}
+          "precision": "precision", "recall": "recall", "f1": "F1",
+          "similarity": "similarity", "defender_asr": "ASR(defender)",
+          "dominant_is_target": "target found"}
+#: Metrics that are not percentages (printed with 3 decimals).
+UNIT_METRICS = ("similarity",)
+#: Short names for metrics outside the default group (Table 4's columns).
+ALIASES = {"similarity": "recovery.similarity", "recovery_asr": "recovery.asr"}
 
 
 @dataclass
@@ -75,6 +85,8 @@ def _norm(v: Any) -> Any:
 
 
 def _metric_name(m: str, group: str) -> str:
+    if m in ALIASES:
+        return ALIASES[m]
     return m if "." in m else f"{group}.{m}"
 
 
@@ -84,27 +96,62 @@ def _label(metric: str, group: str) -> str:
     return base if g == group else f"{g} {base}"
 
 
-def _fmt(mean: Optional[float], std: Optional[float]) -> str:
+def _digits(metric: str) -> int:
+    return 3 if metric.split(".")[-1] in UNIT_METRICS else 2
+
+
+def _fmt(mean: Optional[float], std: Optional[float], digits: int = 2) -> str:
     if mean is None:
         return "-"
-    return f"{mean:.2f} ± {std:.2f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _fmt_paper(v: Any) -> str:
-    return "-" if v is None else (f"{float(v):.2f}" if isinstance(v, (int, float)) else str(v))
+def _fmt_paper(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "-"
+    return f"{float(v):.{digits}f}" if isinstance(v, (int, float)) else str(v)
 
 
-def paper_lookup(paper: Dict[str, Any], axes: Dict[str, Any], metric: str) -> Optional[Any]:
-    """The paper's value of ``metric`` (bare name, or group.name) for these axis values."""
-    bare = metric.split(".")[-1]
+def _is_metric_key(k: str) -> bool:
+    """A paper entry key naming a metric (``asr``, ``recovery.similarity``), not an axis
+    (``dataset``, ``defense.explainer``: dotted axes are sweep values)."""
+    g, dot, _ = k.partition(".")
+    return k in LABELS or k in ALIASES or (bool(dot) and g in GROUPS)
+
+
+def paper_lookup(paper: Dict[str, Any], axes: Dict[str, Any], metric: str,
+                 group: str = "defended") -> Optional[Any]:
+    """The paper's value of ``metric`` (group.name) for these axis values. An entry may name
+    it in full or, for metrics of the default ``group``, by its bare name (``asr``)."""
+    g, _, bare = metric.rpartition(".")
+    names = [metric] + [a for a, full in ALIASES.items() if full == metric]
+    names += [bare] if g in ("", group) else []
     for entry in paper.get("values") or []:
-        keys = [k for k in entry if k not in LABELS and "." not in k]
-        keys = [k for k in keys if k not in (metric, bare)]
+        keys = [k for k in entry if not _is_metric_key(k) and k not in names]
         if all(k in axes and _norm(axes[k]) == _norm(entry[k]) for k in keys):
-            for name in (metric, bare):
+            for name in names:
                 if name in entry:
                     return entry[name]
     return None
+
+
+def grid_rows(grid: Any, rows: Sequence[RunRow]) -> Tuple[List[RunRow], int]:
+    """The stored rows of ``grid``'s runs (matched by run key, in the grid's order) and the
+    number of its runs not stored yet."""
+    by_key = {r.key: r for r in rows}
+    chosen = [by_key[s.key] for s in grid.runs if s.key in by_key]
+    return chosen, len(grid.runs) - len(chosen)
+
+
+def grid_table(grid: Any, rows: Sequence[RunRow]) -> Table:
+    """The table of ``grid`` (a loaded :class:`~.config.Grid`) from the stored ``rows``: its
+    ``report:`` layout, its ``paper:`` numbers, a note when runs are missing."""
+    chosen, missing = grid_rows(grid, rows)
+    t = build_table(chosen, grid.report, grid.paper,
+                    title=grid.doc.get("description") or grid.name)
+    if missing:
+        t.notes.append(f"{missing} run(s) of this grid are not in the database yet")
+    return t
 
 
 def build_table(rows: Sequence[RunRow], layout: Optional[Dict[str, Any]] = None,
@@ -142,7 +189,7 @@ def build_table(rows: Sequence[RunRow], layout: Optional[Dict[str, Any]] = None,
         cells.setdefault(rk, {}).setdefault(ck, Cell()).runs.append(r)
 
     def has_paper(ck: Any) -> bool:
-        return any(paper_lookup(paper, _axes(rk, ck), m) is not None
+        return any(paper_lookup(paper, _axes(rk, ck), m, group) is not None
                    for rk in cells for m in metrics)
 
     def _axes(rk: Tuple[Any, ...], ck: Any) -> Dict[str, Any]:
@@ -176,16 +223,16 @@ def build_table(rows: Sequence[RunRow], layout: Optional[Dict[str, Any]] = None,
             n_failed += len(cell.failed)
             stats = {m: cell.stat(m) for m in metrics}
             axes = _axes(rk, ck)
-            pap = {m: paper_lookup(paper, axes, m) for m in metrics}
+            pap = {m: paper_lookup(paper, axes, m, group) for m in metrics}
             if col_axis:
-                line.append(" / ".join(_fmt(*stats[m][:2]) for m in metrics)
+                line.append(" / ".join(_fmt(*stats[m][:2], _digits(m)) for m in metrics)
                             if cell.runs else "")
                 if has_paper(ck):
-                    line.append(" / ".join(_fmt_paper(pap[m]) for m in metrics))
+                    line.append(" / ".join(_fmt_paper(pap[m], _digits(m)) for m in metrics))
             else:
-                line += [_fmt(*stats[m][:2]) for m in metrics]
+                line += [_fmt(*stats[m][:2], _digits(m)) for m in metrics]
                 if has_paper(None):
-                    line += [_fmt_paper(pap[m]) for m in metrics]
+                    line += [_fmt_paper(pap[m], _digits(m)) for m in metrics]
             if cell.runs:
                 rec: Dict[str, Any] = dict(axes)
                 rec.update(runs_ok=len(cell.ok), runs_failed=len(cell.failed))
@@ -201,6 +248,13 @@ def build_table(rows: Sequence[RunRow], layout: Optional[Dict[str, Any]] = None,
     notes = [f"cells: {joined} in %, mean ± std over seeds (population std)"]
     if col_axis:
         notes[0] = f"each {col_axis} cell: {joined} in %, mean ± std over seeds (population std)"
+    unitless = [_label(m, group) for m in metrics if _digits(m) == 3]
+    if unitless:
+        notes[0] += f"; {', '.join(unitless)}: cosine in [-1, 1], not %"
+    if any(m.startswith("recovery.") for m in metrics):
+        notes.append("recovery: the backdoored model on the holding graphs carrying the "
+                     "defense's recovered trigger (evaluator-side; similarity = cosine to the "
+                     "same graphs with the true trigger)")
     if paper.get("source"):
         notes.append(f"paper: {paper['source']}")
     machines = sorted({f"{r.versions.get('platform', '?')}, {r.device}, "

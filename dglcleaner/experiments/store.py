@@ -85,10 +85,15 @@ class RunRow:
         return None if math.isnan(val) else val
 
 
+#: Record groups whose numbers go into the ``metrics`` table (``recovery``: the evaluator's
+#: numbers on a defense's recovered trigger, see :func:`.grid.recovery_metrics`).
+METRIC_GROUPS = ("clean", "backdoored", "defended", "detection", "recovery")
+
+
 def flatten_metrics(record: Dict[str, Any]) -> Dict[str, float]:
     """``{"clean.acc": ..., "defended.asr": ..., "detection.f1": ...}`` from a run record."""
     out: Dict[str, float] = {}
-    for group in ("clean", "backdoored", "defended", "detection"):
+    for group in METRIC_GROUPS:
         for k, v in (record.get(group) or {}).items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 out[f"{group}.{k}"] = float(v)

@@ -299,20 +299,3 @@ def recovery_asr(model: nn.Module, triggered: Sequence, labels: torch.Tensor,
     others = labels != dominant
     rate = float((pred[others] == dominant).float().mean()) if bool(others.any()) else float("nan")
     return {"recovery_asr": rate, "recovery_dominant_class": dominant}
-
-
-@torch.no_grad()
-def trigger_similarity(model: nn.Module, recovered: Sequence, true: Sequence,
-                       device: torch.device) -> float:
-    """Table 4's "Similarity": mean cosine between the model's embeddings of each graph with
-    the recovered and with the true trigger (evaluator only)."""
-    from dglcleaner.training import batches
-
-    model = model.eval()
-    sims = []
-    for (ba, _, _), (bb, _, _) in zip(batches(recovered, None, 256, device=device),
-                                      batches(true, None, 256, device=device)):
-        ea = model.embed(ba, ba.ndata["feat"])
-        eb = model.embed(bb, bb.ndata["feat"])
-        sims.append(F.cosine_similarity(ea, eb, dim=1).cpu())
-    return float(torch.cat(sims).mean()) if sims else float("nan")

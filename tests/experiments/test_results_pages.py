@@ -1,0 +1,108 @@
+"""benchmarks/results_pages.py: docs pages from a results store (no training: rows are put
+into the store directly), and a strict mkdocs build of them."""
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dglcleaner.experiments.config import load_grid
+from dglcleaner.experiments.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GRID = {"name": "mini", "description": "Mini table (synthetic)", "datasets": ["synthetic"],
+        "attacks": [{"name": "sub-ba", "label": "Sub-BA"}],
+        "defenses": [{"name": "none", "label": "Before"}, {"name": "finetune", "label": "FT"}],
+        "seeds": 3,
+        "report": {"rows": ["attack"], "columns": "defense", "metrics": ["asr", "acc"]},
+        "plot": {"kind": "curve", "x": "injection_ratio"},
+        "paper": {"source": "a paper", "values": [
+            {"attack": "Sub-BA", "defense": "Before", "asr": 95.84, "acc": 97.14}]}}
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("results_pages",
+                                                  ROOT / "benchmarks" / "results_pages.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def setup(tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "table2_mini.yaml").write_text(yaml.safe_dump(GRID))
+    (configs / "fig3_later.yaml").write_text(yaml.safe_dump(dict(GRID, name="later",
+                                                                 description="Later figure",
+                                                                 seeds=[7])))
+    (configs / "broken.yaml").write_text(yaml.safe_dump(dict(GRID, defenses=["no-such"])))
+    db = tmp_path / "s.sqlite"
+    grid = load_grid(configs / "table2_mini.yaml")
+    with Store(db) as st:
+        for spec in grid.runs[:-1]:  # the last run (FT, seed 2) is missing; one has failed
+            failed = spec.axes["defense"] == "FT" and spec.seed == 1
+            asr = {"Before": 90.0, "FT": 10.0}[spec.axes["defense"]] + 2 * spec.seed
+            st.put(key=spec.key, grid=spec.grid, seed=spec.seed, axes=spec.axes,
+                   config=spec.config, status="failed" if failed else "ok",
+                   error="RuntimeError: boom (during defense)" if failed else None,
+                   record={} if failed else {"defended": {"asr": asr, "acc": 95.0}},
+                   timings={}, elapsed_s=2.0,
+                   versions={"platform": "TestOS", "torch": "9.9", "dgl": "1.0",
+                             "dglcleaner": "0.1", "cpu_threads": "2"},
+                   git_commit="cafe123", device="cpu")
+        st.put(key="other", grid="x", seed=0, axes={"dataset": "d"}, config={}, status="ok",
+               record={"defended": {"asr": 1.0}})
+    out = tmp_path / "docs" / "results"
+    out.mkdir(parents=True)
+    (out / "gcleaner.md").write_text("# Old benchmark page\n")
+    return configs, db, out
+
+
+def test_pages_and_index(setup):
+    configs, db, out = setup
+    mod = _module()
+    rc = mod.main(["--db", str(db), "--out", str(out), "--configs", str(configs)])
+    assert rc == 1  # broken.yaml is a config error, the others are still written
+    page = (out / "table2_mini.md").read_text()
+    assert page.startswith("# Mini table (synthetic)\n")
+    assert "| attack | Before | Before (paper) | FT | runs |" in page
+    assert ("| Sub-BA | 92.00 ± 1.63 / 95.00 ± 0.00 | 95.84 / 97.14 | "
+            "10.00 ± 0.00 / 95.00 ± 0.00 | 4 ok, 1 failed |") in page
+    assert "runs: 5 of 6 stored (4 ok, 1 failed, 1 not run yet)" in page
+    assert "seeds per cell: 1-3" in page
+    assert "machine: TestOS, cpu, 2 threads, dglcleaner 0.1, torch 9.9, dgl 1.0" in page
+    assert "git commit: cafe123" in page and "paper: a paper" in page
+    assert "boom" in page and "plot curve --config" in page
+    assert not (out / "fig3_later.md").exists()
+    index = (out / "index.md").read_text()
+    lines = index.splitlines()
+    mini = next(x for x in lines if x.startswith("| `table2_mini`"))
+    assert "5 of 6 (1 failed)" in mini and "[table2_mini](table2_mini.md)" in mini
+    later = next(x for x in lines if x.startswith("| `fig3_later`"))
+    assert "not run yet (0 of 2)" in later and ".md" not in later
+    broken = next(x for x in lines if x.startswith("| `broken`"))
+    assert "config error" in broken and "no-such" in broken
+    # tables before figures before the rest; other pages listed
+    assert lines.index(mini) < lines.index(later) < lines.index(broken)
+    assert "- [gcleaner](gcleaner.md)" in index
+
+
+def test_pages_build_with_mkdocs_strict(setup, tmp_path):
+    pytest.importorskip("mkdocs")
+    configs, db, out = setup
+    (configs / "broken.yaml").unlink()
+    assert _module().write_pages(str(db), out, configs)["written"] == ["table2_mini"]
+    proj = out.parent.parent
+    (proj / "mkdocs.yml").write_text((ROOT / "mkdocs.yml").read_text())
+    (proj / "docs" / "index.md").write_text("# Home\n\n[results](results/index.md)\n")
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
+                           str(tmp_path / "site")], cwd=proj, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "site" / "results" / "table2_mini" / "index.html").exists()
+    shutil.rmtree(tmp_path / "site")
