@@ -5,6 +5,13 @@ Every model is ``model(graph, x) -> logits`` on a graph that already has one sel
 tensor: the first (input) projection is a plain matmul, so sparse bag-of-words features cost
 little (``GraphConv(d, h)`` equals ``GraphConv(h, h, weight=False)`` applied to ``x @ W``).
 
+Speed: the parameters live in ``dgl.nn`` modules (``GraphConv``, ``APPNPConv``; same init), but
+their propagation is computed by :func:`graph_conv` / :func:`appnp_prop` with the normalised
+adjacency built once per graph (:func:`~dglcleaner.node.sparse.gcn_norm_op`), and sparse
+features are multiplied through a cached CSR transpose (:mod:`dglcleaner.node.sparse`). This is
+the same arithmetic as the DGL modules up to floating-point summation order (the degree norms
+are folded into the edge values).
+
 Known deviations from the PyG reference: DGL's GAT init (xavier normal, gain sqrt 2); CPGCN's
 communities come from k-means on a spectral embedding instead of Node2Vec (see
 :func:`community_labels`); GCN-JKNet's LSTM jumping knowledge is DGL's ``JumpingKnowledge``.
@@ -22,23 +29,61 @@ from .._dgl import dgl  # noqa: F401 - must precede dgl.nn
 from dgl.nn import APPNPConv, GATConv, GraphConv, JumpingKnowledge
 
 from ..errors import unknown_name
+from .sparse import SparseOp, feature_op, gcn_norm_op, spmm
 
 MODELS = ("mlp", "gcn", "gat", "appnp", "gcn-jknet", "cpgcn")
 #: Reference defaults (spec 2.3).
 DEFAULTS: Dict[str, Any] = {"hidden": 64, "dropout": 0.5, "alpha": 0.3, "k": 10, "heads": 8, "lamb_c": 1.0}
 
 
-def _drop(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+def _drop(x: Any, p: float, training: bool) -> Any:
+    """Dropout; on sparse features only the non-zeros are dropped (returns a :class:`SparseOp`)."""
+    if not isinstance(x, SparseOp) and x.layout != torch.strided:
+        x = feature_op(x)
     if not training or p == 0:
         return x
-    if x.layout == torch.sparse_csr:
-        vals = F.dropout(x.values(), p, True)
-        return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(), vals, x.shape)
+    if isinstance(x, SparseOp):
+        return x.with_values(F.dropout(x.mat.values(), p, True))
     return F.dropout(x, p, True)
 
 
-def _mm(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    return torch.sparse.mm(x, w) if x.layout != torch.strided else x @ w
+def _mm(x: Any, w: torch.Tensor) -> torch.Tensor:
+    if isinstance(x, SparseOp):
+        return spmm(x, w)
+    if x.layout != torch.strided:
+        return spmm(feature_op(x), w)
+    return x @ w
+
+
+def graph_conv(conv: GraphConv, g: Any, h: torch.Tensor) -> torch.Tensor:
+    """``conv(g, h)`` for a ``GraphConv(norm='both')`` without edge weights, with the cached
+    normalised adjacency (same order of weight product and aggregation as DGL)."""
+    if conv._norm != "both":
+        return conv(g, h)
+    a = gcn_norm_op(g)
+    w = conv.weight
+    if w is not None and conv._in_feats > conv._out_feats:
+        rst = spmm(a, h @ w)
+    else:
+        rst = spmm(a, h)
+        if w is not None:
+            rst = rst @ w
+    if conv.bias is not None:
+        rst = rst + conv.bias
+    if conv._activation is not None:
+        rst = conv._activation(rst)
+    return rst
+
+
+def appnp_prop(prop: APPNPConv, g: Any, h: torch.Tensor) -> torch.Tensor:
+    """``prop(g, h)`` for an ``APPNPConv`` without edge dropout, with the cached normalised adjacency."""
+    if prop.edge_drop.p > 0 and prop.training:
+        return prop(g, h)
+    a = gcn_norm_op(g)
+    h0 = h
+    for _ in range(prop._k):
+        h = (1 - prop._alpha) * spmm(a, h) + prop._alpha * h0
+    return h
 
 
 class InputLinear(nn.Module):
@@ -83,8 +128,8 @@ class GCN(nn.Module):
         self.dropout = dropout
 
     def forward(self, g, x):
-        h = F.relu(self.conv1(g, self.lin1(x)))
-        return self.conv2(g, F.dropout(h, self.dropout, self.training))
+        h = F.relu(graph_conv(self.conv1, g, self.lin1(x)))
+        return graph_conv(self.conv2, g, F.dropout(h, self.dropout, self.training))
 
 
 class GAT(nn.Module):
@@ -114,7 +159,7 @@ class APPNP(nn.Module):
         self.prop = APPNPConv(k, alpha)
 
     def forward(self, g, x):
-        return self.prop(g, self.mlp(g, x))
+        return appnp_prop(self.prop, g, self.mlp(g, x))
 
 
 class GCNJKNet(nn.Module):
@@ -133,9 +178,9 @@ class GCNJKNet(nn.Module):
         self.out = nn.Linear(16, c)
 
     def forward(self, g, x):
-        h1 = F.dropout(F.relu(self.conv1(g, self.lin1(x))), 0.5, self.training)
-        h2 = F.dropout(F.relu(self.conv2(g, h1)), 0.5, self.training)
-        return self.out(self.prop(g, self.jk([h1, h2])))
+        h1 = F.dropout(F.relu(graph_conv(self.conv1, g, self.lin1(x))), 0.5, self.training)
+        h2 = F.dropout(F.relu(graph_conv(self.conv2, g, h1)), 0.5, self.training)
+        return self.out(graph_conv(self.prop, g, self.jk([h1, h2])))
 
 
 class CPGCN(nn.Module):
@@ -157,8 +202,8 @@ class CPGCN(nn.Module):
         self._cluster_logits = None
 
     def forward(self, g, x):
-        h = F.dropout(F.relu(self.conv1(g, self.lin1(x))), self.dropout, self.training)
-        h = self.conv2(g, h)
+        h = F.dropout(F.relu(graph_conv(self.conv1, g, self.lin1(x))), self.dropout, self.training)
+        h = graph_conv(self.conv2, g, h)
         self._cluster_logits = self.fc2(h)
         return self.fc1(h)
 

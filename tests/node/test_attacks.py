@@ -10,13 +10,13 @@ import torch.nn.functional as F
 
 from dglcleaner.registry import load_plugin
 from dglcleaner_plugins.label_poisoning._common import unlabeled
-from dglcleaner_plugins.label_poisoning.meta import Meta, log_esp, soft_topk
+from dglcleaner_plugins.label_poisoning.meta import Meta, log_esp, select_distinct, soft_topk
 from dglcleaner_plugins.label_poisoning.sgc import SGCBin, sgc_operator
 
 from .conftest import context
 
 NAMES = ["rnd", "rnd-bin", "deg", "deg-bin", "lp", "lafak", "mg", "meta", "sgc", "sgc-bin", "ntk", "ntk-bin"]
-EXACT = {"rnd", "rnd-bin", "deg", "deg-bin", "sgc", "sgc-bin", "ntk", "ntk-bin", "lp", "mg"}
+EXACT = {"rnd", "rnd-bin", "deg", "deg-bin", "sgc", "sgc-bin", "ntk", "ntk-bin", "lp", "mg", "meta"}
 FAST = {"meta": {"outer_steps": 8, "inner_steps": 5}, "lp": {"steps": 60}}
 
 _cache = {}
@@ -129,3 +129,36 @@ def test_unknown_param_is_a_user_error():
         Meta(nope=1)
     with pytest.raises(ParameterError):
         SGCBin(lam=-1.0)
+
+
+@pytest.mark.parametrize("budget", [5, 30, 60])
+def test_meta_spends_the_budget_exactly_and_is_seeded(csbm, budget):
+    """Exactly B distinct labeled nodes change label (B = |L| included), and a seed fixes them."""
+    runs = []
+    for _ in range(2):
+        ctx = context(csbm, budget=budget, seed=3)
+        runs.append((ctx, Meta(outer_steps=6, inner_steps=3, patience=6).run(ctx)))
+    (ctx, res), (_, res2) = runs
+    changed = torch.nonzero(res.labels != ctx.labels).flatten()
+    assert len(changed) == budget == len(res.flipped_idx)
+    assert bool(torch.isin(changed, ctx.labeled_idx).all())
+    assert torch.equal(res.labels, res2.labels)
+    assert res.info["outer_steps_run"] >= 1
+
+
+def test_select_distinct_is_topk_with_refill():
+    """One class per node: equals a greedy pass over all (node, class) scores in decreasing order."""
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(20):
+        s = torch.rand(12, 4, generator=gen, dtype=torch.float64)
+        s[trial % 12] += 5  # one node holds several of the top scores
+        k = 1 + trial % 12
+        rows, cols = select_distinct(s, k)
+        seen, want = set(), []
+        for flat in torch.argsort(-s.flatten()).tolist():
+            r, c = divmod(flat, 4)
+            if r not in seen and len(want) < k:
+                seen.add(r)
+                want.append((r, c))
+        assert sorted(zip(rows.tolist(), cols.tolist())) == sorted(want)
+        assert len(set(rows.tolist())) == k

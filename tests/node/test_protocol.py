@@ -139,3 +139,23 @@ def test_real_npz_statistics():
     assert (ds.adj != ds.adj.T).nnz == 0
     cs = load_npz_dataset("citeseer")
     assert (cs.num_nodes, cs.info["num_edges"], cs.num_classes) == (2110, 3668, 6)
+
+
+def test_tune_reuses_repeated_configurations():
+    """A configuration TPE samples again is not retrained, and the selection is unchanged."""
+    from dglcleaner.node.tuning import tune
+
+    calls = []
+
+    def objective(params):
+        calls.append(dict(params))
+        key = (params["lr"], params["weight_decay"], params["dropout"])
+        val = round((hash(key) % 1000) / 1000, 1)  # deterministic, with ties
+        return val, (hash(key[::-1]) % 1000) / 1000
+
+    best = tune("gcn", objective, n_trials=40, seed=0)
+    assert best["trials"] == 40
+    keys = [tuple(c.values()) for c in calls]
+    assert len(keys) == len(set(keys)) < 40  # every distinct configuration evaluated once
+    results = [objective(c) for c in list(calls)]
+    assert (best["val_acc"], best["test_acc"]) == max(results)
