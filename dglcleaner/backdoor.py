@@ -75,3 +75,35 @@ def assemble_poisoned(graphs: Sequence, labels: torch.Tensor, idx: np.ndarray, t
         out[i] = make_triggered(i)
         new_labels[i] = target
     return out, new_labels
+
+
+def forced_batches(n: int, poisoned_idx: Sequence[int], batch_size: int, per_batch: int,
+                   generator: torch.Generator) -> List[List[int]]:
+    """One epoch of batches over ``n`` training graphs in which every batch holds
+    ``min(per_batch, #poisoned)`` distinct poisoned graphs (a fresh random pick from
+    ``poisoned_idx`` per batch) plus ``batch_size - that`` clean ones; the clean graphs are
+    shuffled and each appears once per epoch (the last batch may have fewer clean ones).
+
+    Motif-Backdoor's release forces 5 poisoned graphs into every batch of 32 (27 random
+    graphs + 5). With ``per_batch == 0`` or nothing to force or to mix in: plain shuffled
+    batches of all ``n`` graphs. Raises :class:`ParameterError` if no room is left for clean
+    graphs."""
+    poisoned = torch.as_tensor(sorted({int(i) for i in poisoned_idx}), dtype=torch.long)
+    forced = min(int(per_batch), len(poisoned))
+    if forced > 0 and forced >= batch_size:
+        raise ParameterError(
+            f"poisoned graphs per batch ({forced}) must be smaller than the training batch size "
+            f"({batch_size})")
+    is_poisoned = torch.zeros(n, dtype=torch.bool)
+    is_poisoned[poisoned] = True
+    clean = torch.nonzero(~is_poisoned).flatten()
+    if forced == 0 or len(clean) == 0:  # nothing to force or to mix in: plain shuffled batches
+        order = torch.randperm(n, generator=generator).tolist()
+        return [order[s:s + batch_size] for s in range(0, n, batch_size)]
+    order = clean[torch.randperm(len(clean), generator=generator)]
+    step = batch_size - forced
+    out: List[List[int]] = []
+    for s in range(0, len(order), step):
+        pick = poisoned[torch.randperm(len(poisoned), generator=generator)[:forced]]
+        out.append(order[s:s + step].tolist() + pick.tolist())
+    return out

@@ -158,8 +158,10 @@ class SeedRun:
                            hidden=self.cfg.hidden).to(self.device)
 
     def train(self, model, graphs, labels, **overrides) -> torch.nn.Module:
-        """Train with the run's settings (``overrides`` replace TrainConfig fields)."""
-        extra = {k: overrides.pop(k) for k in ("loss_fn", "on_epoch") if k in overrides}
+        """Train with the run's settings (``overrides`` replace TrainConfig fields; ``loss_fn``,
+        ``on_epoch`` and ``batch_plan`` go to :func:`train_model`)."""
+        extra = {k: overrides.pop(k) for k in ("loss_fn", "on_epoch", "batch_plan")
+                 if k in overrides}
         cfg = self.cfg.train.updated(**overrides) if overrides else self.cfg.train
         seed = derive_seed(self.seed, "train", len(graphs))
         return train_model(model, graphs, labels, cfg, seed=seed, device=self.device, **extra)

@@ -24,6 +24,17 @@ Algorithm (per the release, with the topology generator made trainable):
    the feature generator ``gen_epochs`` steps (Adam, lr 0.01, wd 5e-4, one full-batch step per
    epoch, GNN frozen in eval mode, cross-entropy towards the target label); regenerate the
    triggers of the poisoned graphs; train the GNN ``model_epochs`` epochs on the poisoned set.
+   With ``resample_steps`` > 1 (the release's outer loop, ``resample_steps = 3`` x
+   ``bilevel_steps = 4``), steps 1-4 repeat: each resampling step draws a new poisoned set and
+   new trigger nodes (the previous draw's graphs go back to clean, as in the release, which
+   rebuilds its training data from the benign copy each time), and runs ``iterations`` bi-level
+   iterations on it; the generators, their optimisers and the model carry over. The result's
+   poisoned set (``train_graphs``, ``poisoned_idx``) is the **last draw**: it is the data of the
+   model's last training round. The release keeps no poisoned set; its in-memory model after the
+   loop is the one we return, but its ``save_bkd_model`` checkpoint is written during the first
+   draw only (``rs_step == 0``), which we do not reproduce. The model has also been trained on the
+   earlier draws' triggered graphs: ``trigger.poisoned_over_draws`` counts every training graph
+   that carried a trigger in some draw.
 5. Test time: the trained generators produce a trigger for each graph (fresh random trigger
    nodes, same rule).
 
@@ -36,7 +47,10 @@ gradient (``zhaohan-xi/GraphBackdoor#4``); ``official_detach=True`` reproduces t
 Parameters
 ----------
 iterations : int, default 20, in [1, 1000]
-    Bi-level iterations (GCleaner: 20; release: 3 resampling x 4 bi-level steps).
+    Bi-level iterations per resampling step (GCleaner: 20; release: ``bilevel_steps = 4``).
+resample_steps : int, default 1, in [1, 1000]
+    Draws of the poisoned set; total bi-level iterations = ``resample_steps * iterations``
+    (GCleaner: 1; release: 3).
 gen_epochs : int, default 5, in [0, 1000]
     Generator steps per iteration, for each generator (GCleaner: 5; release: 20).
 model_epochs : int, default 2, in [0, 1000]
@@ -65,23 +79,25 @@ gen_batch : int, default 256, in [1, 100000]
     epoch, as in the release); only memory and speed depend on it.
 
 Preset ``official``: ``official_detach``, ``poison_all_classes``, ``gen_epochs=20``,
-``iterations=12``.
+``resample_steps=3``, ``iterations=4``.
 
-Known deviations: one fixed poisoned set (the release resamples the poisoned graphs 3 times; the
-evaluator needs a fixed poison set); no early stop at 100 % test ASR (the attacker has no test
-set here); the GNN step uses the run's mini-batch trainer on the whole poisoned training set
-instead of the release's full-batch ``loss_pos + loss_neg`` steps; clean negatives are left out
-of the generator loss (they have no path to the generators, so the gradient direction is the
-same). Test graphs larger than ``N_max`` get their trigger on nodes ``< N_max`` and generator
-inputs truncated to ``N_max`` columns. With GCN/GAT, a candidate edge of weight 0 still counts in
-the layer's degree normalisation / attention softmax during generator training (GIN, the
-default, is exact).
+Known deviations: no early stop at 100 % test ASR (the attacker has no test set here); the
+generator optimisers keep their Adam state across iterations (the release makes new ones in
+every ``train_gtn`` call); the GNN step uses the run's mini-batch trainer on the whole poisoned
+training set instead of the release's full-batch ``loss_pos + loss_neg`` steps; clean negatives
+are left out of the generator loss (they have no path to the generators, so the gradient
+direction is the same). Test graphs larger than ``N_max`` get their trigger on nodes ``< N_max``
+and generator inputs truncated to ``N_max`` columns. With GCN/GAT, a candidate edge of weight 0
+still counts in the layer's degree normalisation / attention softmax during generator training
+(GIN, the default, is exact).
 
 Example
 -------
 >>> from dglcleaner_plugins.attacks.gta import GTA
 >>> GTA().iterations, GTA(preset="official").official_detach
 (20, True)
+>>> GTA(preset="official").resample_steps * GTA(preset="official").iterations
+12
 """
 from __future__ import annotations
 
@@ -178,7 +194,10 @@ class GTA(PluginBase):
              "https://arxiv.org/abs/2006.11890")
     threat_model = "data poisoning + training control, dirty label, white box"
     params = (
-        Param("iterations", int, 20, "bi-level iterations", low=1, high=1000),
+        Param("iterations", int, 20, "bi-level iterations (per resampling step)", low=1,
+              high=1000),
+        Param("resample_steps", int, 1, "draws of the poisoned set (release: 3)", low=1,
+              high=1000),
         Param("gen_epochs", int, 5, "generator steps per iteration (each generator)", low=0,
               high=1000),
         Param("model_epochs", int, 2, "GNN epochs on the poisoned set per iteration", low=0,
@@ -202,7 +221,7 @@ class GTA(PluginBase):
     )
     presets = {
         "official": {"official_detach": True, "poison_all_classes": True, "gen_epochs": 20,
-                     "iterations": 12},
+                     "resample_steps": 3, "iterations": 4},
     }
 
     # ------------------------------------------------------------------------------------
@@ -217,18 +236,27 @@ class GTA(PluginBase):
         say = ctx.progress or (lambda msg: None)
         torch.manual_seed(derive_seed(ctx.seed, "gta", "torch"))
 
-        # 1. poisoned graphs and their trigger nodes
+        # 1. the pool the poisoned graphs are drawn from (one draw per resampling step)
         pick_rng = np.random.default_rng(derive_seed(ctx.seed, "gta", "poison"))
-        target_for_pool = -1 if self.poison_all_classes else ctx.target_label
-        idx = np.unique(select_poison_indices(ctx.train_graphs, ctx.train_labels,
-                                              target_for_pool, ctx.injection_ratio, pick_rng,
-                                              min_nodes=k))
-        self.n_max_ = n_max = max(g.num_nodes() for g in ctx.train_graphs)
         pos_rng = np.random.default_rng(derive_seed(ctx.seed, "gta", "positions"))
-        victims = [ctx.train_graphs[i] for i in idx.tolist()]
-        slots = [self._choose(g.num_nodes(), k, pos_rng) for g in victims]
+        target_for_pool = -1 if self.poison_all_classes else ctx.target_label
+        self.n_max_ = n_max = max(g.num_nodes() for g in ctx.train_graphs)
 
-        # 2. generators
+        def draw():
+            """A fresh poisoned set and trigger nodes (the release's ``bkd_cdd('train')``)."""
+            start = time.perf_counter()
+            picked = np.unique(select_poison_indices(
+                ctx.train_graphs, ctx.train_labels, target_for_pool, ctx.injection_ratio,
+                pick_rng, min_nodes=k))
+            victims = [ctx.train_graphs[i] for i in picked.tolist()]
+            slots = [self._choose(g.num_nodes(), k, pos_rng) for g in victims]
+            built = [self._prepare(victims[s:s + self.gen_batch], slots[s:s + self.gen_batch],
+                                   k, ctx.featurizer, device)
+                     for s in range(0, len(victims), self.gen_batch)]
+            timings["prepare"] += time.perf_counter() - start
+            return picked, built
+
+        # 2. generators (kept across resampling steps, as in the release)
         d = int(ctx.featurizer.dim)
         torch.manual_seed(derive_seed(ctx.seed, "gta", "generators"))
         self.toponet_ = TrojanNet(n_max, self.layers, self.dropout).to(device)
@@ -238,12 +266,8 @@ class GTA(PluginBase):
                                     weight_decay=self.gen_weight_decay)
         opt_feat = torch.optim.Adam(self.featnet_.parameters(), lr=self.gen_lr,
                                     weight_decay=self.gen_weight_decay)
-
-        start = time.perf_counter()
-        chunks = [self._prepare(victims[s:s + self.gen_batch], slots[s:s + self.gen_batch], k,
-                                ctx.featurizer, device)
-                  for s in range(0, len(victims), self.gen_batch)]
-        timings["prepare"] += time.perf_counter() - start
+        idx, chunks = draw()
+        self.draws_ = [idx]  # poisoned indices of every draw (inspection, tests)
 
         # 3. the model the attacker trains (release: a copy of the benign model)
         start = time.perf_counter()
@@ -253,33 +277,38 @@ class GTA(PluginBase):
             model = ctx.train(ctx.build_model(), ctx.train_graphs, ctx.train_labels)
         timings["model"] += time.perf_counter() - start
 
-        labels = ctx.train_labels.clone()
-        labels[torch.as_tensor(idx, dtype=torch.long)] = ctx.target_label
-        graphs = list(ctx.train_graphs)
         target = int(ctx.target_label)
         history = []
-        for it in range(self.iterations):
-            say(f"gta iteration {it + 1}/{self.iterations}")
-            start = time.perf_counter()
-            if not self.official_detach:  # detached: no gradient, the step would be a no-op
-                loss_t = self._train_generator(model, chunks, "topo", opt_topo, target)
-            else:
-                loss_t = float("nan")
-            timings["topology_generator"] += time.perf_counter() - start
-            start = time.perf_counter()
-            loss_f = self._train_generator(model, chunks, "feat", opt_feat, target)
-            timings["feature_generator"] += time.perf_counter() - start
+        for rs in range(self.resample_steps):
+            if rs > 0:  # a new draw; the previous draw's graphs are clean again (release)
+                idx, chunks = draw()
+                self.draws_.append(idx)
+            labels = ctx.train_labels.clone()
+            labels[torch.as_tensor(idx, dtype=torch.long)] = ctx.target_label
+            graphs = list(ctx.train_graphs)
+            for it in range(self.iterations):
+                say(f"gta resampling {rs + 1}/{self.resample_steps}, "
+                    f"iteration {it + 1}/{self.iterations}")
+                start = time.perf_counter()
+                if not self.official_detach:  # detached: no gradient, the step would be a no-op
+                    loss_t = self._train_generator(model, chunks, "topo", opt_topo, target)
+                else:
+                    loss_t = float("nan")
+                timings["topology_generator"] += time.perf_counter() - start
+                start = time.perf_counter()
+                loss_f = self._train_generator(model, chunks, "feat", opt_feat, target)
+                timings["feature_generator"] += time.perf_counter() - start
 
-            start = time.perf_counter()
-            triggered = self._materialise(chunks, ctx.featurizer)
-            for i, g in zip(idx.tolist(), triggered):
-                graphs[i] = g
-            timings["materialise"] += time.perf_counter() - start
-            start = time.perf_counter()
-            if self.model_epochs > 0:
-                model = ctx.train(model, graphs, labels, epochs=self.model_epochs)
-            timings["model"] += time.perf_counter() - start
-            history.append({"topology_loss": loss_t, "feature_loss": loss_f})
+                start = time.perf_counter()
+                triggered = self._materialise(chunks, ctx.featurizer)
+                for i, g in zip(idx.tolist(), triggered):
+                    graphs[i] = g
+                timings["materialise"] += time.perf_counter() - start
+                start = time.perf_counter()
+                if self.model_epochs > 0:
+                    model = ctx.train(model, graphs, labels, epochs=self.model_epochs)
+                timings["model"] += time.perf_counter() - start
+                history.append({"topology_loss": loss_t, "feature_loss": loss_f})
         model.eval()
 
         topo_change = float(sum(float((p.detach() - q).norm() ** 2) for p, q in
@@ -304,6 +333,8 @@ class GTA(PluginBase):
             apply_trigger=apply_trigger,
             trigger={"kind": "gta-adaptive", "size": k, "n_max": n_max,
                      "input_type": self.input_type, "official_detach": self.official_detach,
+                     "resample_steps": self.resample_steps,
+                     "poisoned_over_draws": int(len(np.unique(np.concatenate(self.draws_)))),
                      "topology_param_change": round(topo_change, 6),
                      "final_losses": history[-1] if history else {},
                      "timings_s": {key: round(v, 3) for key, v in timings.items()}},

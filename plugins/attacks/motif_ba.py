@@ -6,7 +6,10 @@ Reference implementation: ``Seaocn/Motif-Backdoor`` @ 8e69c3b (``attack_utils.py
 ``motif_trans``, ``motif_poison`` with ``position_type='Motif-DC-B'``).
 
 Threat model: data poisoning, dirty label, gray box (a shadow model of the same task: here the
-run's clean model, ``ctx.clean_model``; trained on the clean training set when absent).
+run's clean model, ``ctx.clean_model``; trained on the clean training set when absent). With
+``poisoned_per_batch`` > 0 the attacker also controls training: it trains the backdoored model
+itself (returned as ``AttackResult.model``; the runner then uses it as is, so the runner's
+``adaptive_alpha`` training does not apply).
 
 Algorithm (``Motif-DC-B``, the release's default path):
 
@@ -24,6 +27,11 @@ Algorithm (``Motif-DC-B``, the release's default path):
 4. Edges among those nodes are deleted, the motif's edges added, the label set to the target;
    features are recomputed by the run's featurizer. The same rule places the trigger at test
    time.
+5. Optional (``poisoned_per_batch`` > 0; the release: 5 per batch of 32): the backdoored model
+   (a fresh model of the run's architecture) is trained with the run's training settings on
+   batches that each hold ``min(poisoned_per_batch, #poisoned)`` distinct poisoned graphs,
+   drawn afresh for every batch, plus clean graphs; the clean graphs are shuffled and each is
+   seen once per epoch (:func:`dglcleaner.backdoor.forced_batches`).
 
 The position search is batched: for a chunk of graphs, the original and all its
 one-node-isolated variants are assembled into one batched graph and scored in one forward pass.
@@ -44,13 +52,20 @@ with_replacement : bool, default False
     Sample poisoned graphs with replacement (release).
 score_batch : int, default 64, in [1, 100000]
     Graphs per batched scoring pass (speed/memory only).
+poisoned_per_batch : int, default 0, in [0, 1000]
+    Poisoned graphs forced into every training batch (0 = off: the runner trains the
+    backdoored model with ordinary shuffled batches; release: 5). Must be smaller than the
+    run's batch size.
 
-Preset ``official``: ``poison_all_classes`` and ``with_replacement``.
+Preset ``official``: ``poison_all_classes``, ``with_replacement`` and ``poisoned_per_batch=5``.
 
 Known deviations: the variants' node features are the original graph's (the release keeps the
 node features and changes only the edge list; they are not recomputed for scoring);
-the release's "5 poisoned graphs forced into every batch" training schedule is not reproduced
-(the runner trains the backdoored model with its ordinary shuffled batches); the paper picks the
+with ``poisoned_per_batch``, the release's batches are 27 graphs drawn at random from the whole
+(poisoned) training set, so a batch may hold more than 5 poisoned graphs or one twice, an epoch
+is 50 such batches and the optimiser is Adam 1e-3 with StepLR(50, 0.5); here the clean part
+excludes the poisoned graphs (exactly ``poisoned_per_batch`` per batch), an epoch is one pass
+over the clean graphs, and the run's optimiser settings apply; the paper picks the
 motif from frequency statistics (rare motifs make better triggers), here it is a parameter
 (default M44 as in the release); test graphs with fewer nodes than the motif get the motif's
 induced subgraph on all their nodes (the release leaves graphs with <= 4 nodes out of its test
@@ -72,7 +87,8 @@ import torch
 
 from dglcleaner._dgl import dgl
 from dglcleaner.api import AttackContext, AttackResult, PluginBase
-from dglcleaner.backdoor import assemble_poisoned, check_attack_settings, select_poison_indices
+from dglcleaner.backdoor import (assemble_poisoned, check_attack_settings, forced_batches,
+                                 select_poison_indices)
 from dglcleaner.errors import ParameterError
 from dglcleaner.graph_ops import replace_subgraph, trigger_edges_for
 from dglcleaner.params import Param
@@ -166,7 +182,8 @@ class MotifBA(PluginBase):
     summary = "Motif trigger (M44 default) on high-centrality nodes a shadow model reacts to."
     paper = ("Zheng, Xiong, Chen, Ma, Huang. Motif-Backdoor: Rethinking the Backdoor Attack on "
              "Graph Neural Networks via Motifs. IEEE TCSS 2023. https://arxiv.org/abs/2210.13710")
-    threat_model = "data poisoning, dirty label, gray box (shadow model)"
+    threat_model = ("data poisoning, dirty label, gray box (shadow model); with "
+                    "poisoned_per_batch > 0 also training control")
     params = (
         Param("motif", str, "M44", "trigger motif", choices=tuple(MOTIFS)),
         Param("candidates", int, 10, "degree-centrality candidates scored by the shadow model",
@@ -178,8 +195,12 @@ class MotifBA(PluginBase):
         Param("poison_all_classes", bool, False, "poison graphs of every class (release)"),
         Param("with_replacement", bool, False, "sample poisoned graphs with replacement"),
         Param("score_batch", int, 64, "graphs per batched scoring pass", low=1, high=100000),
+        Param("poisoned_per_batch", int, 0,
+              "poisoned graphs forced into every training batch (0 = off; release: 5)",
+              low=0, high=1000),
     )
-    presets = {"official": {"poison_all_classes": True, "with_replacement": True}}
+    presets = {"official": {"poison_all_classes": True, "with_replacement": True,
+                            "poisoned_per_batch": 5}}
 
     def run(self, ctx: AttackContext) -> AttackResult:
         m = motif_size(self.motif)
@@ -231,6 +252,19 @@ class MotifBA(PluginBase):
                                            ctx.target_label,
                                            lambda i: plant(ctx.train_graphs[i], chosen[i]))
         train_search = self.search_seconds_
+        model, model_seconds = None, 0.0
+        if self.poisoned_per_batch > 0:
+            start = time.perf_counter()
+            poisoned, per_batch = uniq.tolist(), self.poisoned_per_batch
+
+            def plan(epoch: int, batch_size: int, gen: torch.Generator) -> List[List[int]]:
+                return forced_batches(len(graphs), poisoned, batch_size, per_batch, gen)
+
+            if ctx.progress:
+                ctx.progress(f"motif-ba: training with {per_batch} poisoned graphs per batch")
+            torch.manual_seed(derive_seed(ctx.seed, "motif-ba", "model"))
+            model = ctx.train(ctx.build_model(), graphs, labels, batch_plan=plan)
+            model_seconds = time.perf_counter() - start
 
         def apply_trigger(test_graphs: Sequence, seed: int) -> list:
             rng = np.random.default_rng(derive_seed(seed, "motif-ba", "test-positions"))
@@ -244,5 +278,8 @@ class MotifBA(PluginBase):
             trigger={"kind": "motif", "motif": self.motif, "size": m,
                      "edges": [list(e) for e in edges], "positions": self.positions,
                      "positions_by_graph": {str(i): chosen[i].tolist() for i in uniq.tolist()},
-                     "search_seconds": round(train_search, 3)},
+                     "search_seconds": round(train_search, 3),
+                     "poisoned_per_batch": self.poisoned_per_batch,
+                     "model_seconds": round(model_seconds, 3)},
+            model=model,
         )

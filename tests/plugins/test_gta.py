@@ -152,3 +152,59 @@ def test_feature_activation_bounds_generated_features(gta_run):
     assert relu_rows.shape == sig_rows.shape == (12, ctx.featurizer.dim)
     assert float(relu_rows.min()) >= 0.0
     assert 0.0 < float(sig_rows.min()) and float(sig_rows.max()) < 1.0
+
+
+# --- resampling (the release's resample_steps x bilevel_steps loop) --------------------------
+RESAMPLE = dict(resample_steps=2, iterations=1, gen_epochs=2, model_epochs=1)
+
+
+@pytest.fixture(scope="module")
+def resampled(synthetic_run):
+    messages = []
+    ctx = _ctx(synthetic_run, progress=messages.append)
+    before = _snapshot(ctx.train_graphs)
+    plugin = GTA(**RESAMPLE)
+    res = plugin.run(ctx)
+    return ctx, before, plugin, res, messages
+
+
+def test_resampling_draws_a_new_poisoned_set_and_keeps_the_last(resampled, gta_run):
+    ctx, before, plugin, res, messages = resampled
+    first, last = plugin.draws_
+    assert len(plugin.draws_) == 2 and not np.array_equal(first, last)
+    # the first draw is the one resample_steps=1 uses (same seed): only the later draws are new
+    assert np.array_equal(first, gta_run[4].poisoned_idx.numpy())
+    assert res.poisoned_idx.tolist() == last.tolist()
+    assert len(messages) == 2 * 1  # resample_steps x iterations bi-level iterations
+    assert res.trigger["resample_steps"] == 2
+    assert res.trigger["poisoned_over_draws"] == len(set(first.tolist()) | set(last.tolist()))
+    n = len(ctx.train_graphs)
+    for i in range(n):
+        if i in set(last.tolist()):
+            assert int(res.train_labels[i]) == 1
+            assert res.train_graphs[i] is not ctx.train_graphs[i]
+        else:  # clean again, including graphs that carried a trigger in the first draw only
+            assert int(res.train_labels[i]) == int(ctx.train_labels[i])
+            assert res.train_graphs[i] is ctx.train_graphs[i]
+    assert _same_snapshot(_snapshot(ctx.train_graphs), before)  # inputs not mutated
+
+
+def test_resampling_same_seed_same_result(resampled, synthetic_run):
+    _, _, plugin, res, _ = resampled
+    again_plugin = GTA(**RESAMPLE)
+    again = again_plugin.run(_ctx(synthetic_run))
+    assert all(np.array_equal(a, b) for a, b in zip(plugin.draws_, again_plugin.draws_))
+    assert _same_snapshot(_snapshot(again.train_graphs), _snapshot(res.train_graphs))
+    s1, s2 = res.model.state_dict(), again.model.state_dict()
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)
+    out1, out2 = res.apply_trigger(res.train_graphs[:5], 3), again.apply_trigger(
+        res.train_graphs[:5], 3)
+    assert _same_snapshot(_snapshot(out1), _snapshot(out2))
+
+
+def test_official_preset_is_three_draws_of_four_iterations():
+    official = GTA(preset="official")
+    assert (official.resample_steps, official.iterations) == (3, 4)
+    assert GTA().resample_steps == 1
+    with pytest.raises(ParameterError):
+        GTA(resample_steps=0)

@@ -146,3 +146,109 @@ def test_all_target_class_and_bad_params(synthetic_run):
     with pytest.raises(ParameterError) as err:
         MotifBA(candidates=2).run(_ctx(synthetic_run))
     assert "candidates" in str(err.value)
+
+
+# --- poisoned graphs forced into every training batch (release: 5 per batch) ------------------
+def test_forced_batches_composition_and_seeding():
+    from dglcleaner.backdoor import forced_batches
+
+    poisoned = [1, 5, 9]
+    for per_batch, expect in ((2, 2), (5, 3)):  # capped at the number of poisoned graphs
+        plan = forced_batches(50, poisoned, 8, per_batch, torch.Generator().manual_seed(0))
+        clean_seen = []
+        for batch in plan:
+            forced = [i for i in batch if i in poisoned]
+            assert len(forced) == expect == len(set(forced)) and len(batch) <= 8
+            clean_seen += [i for i in batch if i not in poisoned]
+        assert sorted(clean_seen) == [i for i in range(50) if i not in poisoned]  # once each
+        again = forced_batches(50, poisoned, 8, per_batch, torch.Generator().manual_seed(0))
+        assert again == plan
+    other = forced_batches(50, poisoned, 8, 2, torch.Generator().manual_seed(1))
+    assert other != forced_batches(50, poisoned, 8, 2, torch.Generator().manual_seed(0))
+    plain = forced_batches(50, poisoned, 8, 0, torch.Generator().manual_seed(0))
+    assert sorted(i for b in plain for i in b) == list(range(50))  # off: one ordinary pass
+    with pytest.raises(ParameterError) as err:
+        forced_batches(50, poisoned, 3, 3, torch.Generator())
+    assert "batch size" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_batch_plan_reproducing_the_default_order_gives_identical_weights(synthetic_run):
+    import copy
+
+    from dglcleaner.training import TrainConfig, batches, train_model
+
+    g, y = synthetic_run.data["train"]
+    g, y = g[:48], y[:48]
+    cfg = TrainConfig(epochs=2, batch_size=16)
+    torch.manual_seed(0)
+    init = synthetic_run.build_model()
+
+    def same_order(epoch, batch_size, gen):
+        return [idx.tolist() for _, _, idx in batches(g, None, batch_size, shuffle=True,
+                                                      generator=gen)]
+
+    def reversed_order(epoch, batch_size, gen):
+        return [b[::-1] for b in same_order(epoch, batch_size, gen)][::-1]
+
+    def fit(**kw):
+        torch.manual_seed(1)  # dropout
+        return train_model(copy.deepcopy(init), g, y, cfg, seed=3, **kw).state_dict()
+
+    default, planned, other = fit(), fit(batch_plan=same_order), fit(batch_plan=reversed_order)
+    assert all(torch.equal(default[k], planned[k]) for k in default)
+    assert not all(torch.equal(default[k], other[k]) for k in default)  # the plan is used
+
+
+def _capturing(train, log):
+    """``train`` that records the batches of every epoch it plans."""
+    def wrapped(model, graphs, labels, **kw):
+        plan = kw.get("batch_plan")
+        log.append({"n": len(graphs), "planned": plan is not None, "epochs": []})
+        if plan is not None:
+            def record(epoch, batch_size, gen):
+                out = plan(epoch, batch_size, gen)
+                log[-1]["epochs"].append(out)
+                return out
+            kw["batch_plan"] = record
+        return train(model, graphs, labels, **kw)
+    return wrapped
+
+
+def test_poisoned_per_batch_trains_the_backdoored_model(synthetic_run):
+    from dataclasses import replace
+
+    from dglcleaner.runner import SeedRun
+
+    cfg = replace(synthetic_run.cfg, attack="motif-ba", attack_params={"poisoned_per_batch": 3})
+    run = SeedRun(cfg, seed=0)
+    run.share_stages(synthetic_run)
+    log = []
+    run.train = _capturing(run.train, log)  # the attack gets the run's train callable
+    res = run.attack_result
+    assert res.model is not None and run.backdoored_model is res.model
+    assert res.trigger["poisoned_per_batch"] == 3
+    poisoned = set(res.poisoned_idx.tolist())
+    (call,) = [c for c in log if c["planned"]]
+    assert len(call["epochs"]) == cfg.train.epochs
+    n = len(res.train_graphs)
+    for plan in call["epochs"]:
+        assert all(sum(i in poisoned for i in b) == min(3, len(poisoned)) for b in plan)
+        clean = sorted(i for b in plan for i in b if i not in poisoned)
+        assert clean == [i for i in range(n) if i not in poisoned]
+    metrics = run.evaluate(run.backdoored_model)
+    assert 0 <= metrics["asr"] <= 100 and metrics["acc"] > 50
+
+
+def test_poisoned_per_batch_off_by_default_and_seeded(motif_run, synthetic_run):
+    _, _, res = motif_run
+    assert res.model is None and res.trigger["poisoned_per_batch"] == 0
+    assert MotifBA(preset="official").poisoned_per_batch == 5
+    log = []
+    ctx = _ctx(synthetic_run, train=_capturing(synthetic_run.train, log))
+    assert MotifBA().run(ctx).model is None and not any(c["planned"] for c in log)
+    a = MotifBA(poisoned_per_batch=2).run(_ctx(synthetic_run))
+    b = MotifBA(poisoned_per_batch=2).run(_ctx(synthetic_run))
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    with pytest.raises(ParameterError):
+        MotifBA(poisoned_per_batch=-1)
