@@ -120,3 +120,23 @@ def test_aids_gin_training_is_bitwise_unchanged(monkeypatch):
     ref = _train("gin", graphs, labels, feat.dim, ds.num_classes, cfg, reference=True,
                  monkeypatch=monkeypatch)
     _assert_bitwise(new, ref)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gin_layer_on_wide_inputs_matches_dgl(weighted):
+    """Inputs wider than the MLP (projected before aggregation) give DGL's GINConv output and
+    gradients up to floating-point rounding."""
+    torch.manual_seed(0)
+    g = dgl.rand_graph(40, 200)
+    mlp = torch.nn.Sequential(torch.nn.Linear(300, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16))
+    ours = _GINConv(mlp, aggregator_type="sum")
+    x = torch.rand(40, 300, requires_grad=True)
+    w = torch.rand(200, requires_grad=True) if weighted else None
+    out = ours(g, x, w)
+    ours.__class__ = GINConv
+    ref = ours(g, x, w)
+    assert torch.allclose(out, ref, atol=1e-5)
+    ga = torch.autograd.grad(out.sum(), [x] + ([w] if weighted else []) + [mlp[0].weight])
+    gb = torch.autograd.grad(ref.sum(), [x] + ([w] if weighted else []) + [mlp[0].weight])
+    for a, b in zip(ga, gb):
+        assert torch.allclose(a, b, atol=1e-4)

@@ -19,19 +19,30 @@ from .base import GraphClassifier
 
 
 class _GINConv(GINConv):
-    """DGL's ``GINConv`` (sum aggregator) with a shorter forward; same parameters, same numbers.
+    """DGL's ``GINConv`` (sum aggregator) with a shorter forward; same parameters, same function.
 
     ``GINConv.forward`` goes through ``local_scope``/``update_all``, which end in the same
     ``copy_u_sum``/``u_mul_e_sum`` kernels called here directly, and multiplies the input by
     ``1 + eps`` although ``eps`` is a zero buffer (``x * 1.0`` is exactly ``x``, forward and
-    backward, so skipping it changes no bit). Blocks, pairs of features, a non-zero or learnt
-    ``eps`` and other aggregators take DGL's own path.
+    backward, so skipping it changes no bit). Inputs wider than the MLP's first layer are
+    projected by its weight before aggregation (the same function, about in_dim/hidden times
+    fewer aggregation flops; floating-point results differ in the last bits). Inputs no wider
+    than that give bitwise DGL's numbers. Blocks, pairs of features, a non-zero or learnt ``eps``
+    and other aggregators take DGL's own path.
     """
 
     def forward(self, graph, feat, edge_weight=None):
         if (self._aggregator_type != "sum" or isinstance(feat, tuple) or graph.is_block
                 or isinstance(self.eps, nn.Parameter)):
             return super().forward(graph, feat, edge_weight)
+        apply_func = self.apply_func
+        bias = None
+        first = apply_func[0] if isinstance(apply_func, nn.Sequential) else None
+        if isinstance(first, nn.Linear) and feat.shape[-1] > first.out_features:
+            # Wide inputs (e.g. COLLAB's ~500-wide degree one-hot): W(x + sum_j w_j x_j) =
+            # Wx + sum_j w_j (W x_j), so project before aggregating, as DGL's GraphConv does
+            # when in_feats > out_feats. Same function; floating-point sums in another order.
+            feat, bias, apply_func = F.linear(feat, first.weight), first.bias, apply_func[1:]
         if edge_weight is None:
             neigh = dgl.ops.copy_u_sum(graph, feat)
         else:
@@ -41,8 +52,10 @@ class _GINConv(GINConv):
             rst = feat + neigh  # eps == 0 (checked each call: load_state_dict may change it)
         else:  # off the CPU the check would cost a device sync; multiply as DGL does
             rst = (1 + self.eps) * feat + neigh
-        if self.apply_func is not None:
-            rst = self.apply_func(rst)
+        if bias is not None:
+            rst = rst + bias
+        if apply_func is not None:
+            rst = apply_func(rst)
         if self.activation is not None:
             rst = self.activation(rst)
         return rst
