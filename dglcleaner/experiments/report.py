@@ -22,10 +22,11 @@ Failed runs are counted in every row and listed, with their errors, below the ta
 """
 from __future__ import annotations
 
+
 import csv
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import UserError
@@ -137,9 +138,10 @@ def paper_lookup(paper: Dict[str, Any], axes: Dict[str, Any], metric: str,
 
 def grid_rows(grid: Any, rows: Sequence[RunRow]) -> Tuple[List[RunRow], int]:
     """The stored rows of ``grid``'s runs (matched by run key, in the grid's order) and the
-    number of its runs not stored yet."""
+    number of its runs not stored yet. A run stored by another grid (same key, so the same
+    configuration) is labelled with this grid's axes, which its report layout names."""
     by_key = {r.key: r for r in rows}
-    chosen = [by_key[s.key] for s in grid.runs if s.key in by_key]
+    chosen = [replace(by_key[s.key], axes=dict(s.axes)) for s in grid.runs if s.key in by_key]
     return chosen, len(grid.runs) - len(chosen)
 
 

@@ -106,3 +106,31 @@ def test_pages_build_with_mkdocs_strict(setup, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "site" / "results" / "table2_mini" / "index.html").exists()
     shutil.rmtree(tmp_path / "site")
+
+
+def test_runs_stored_by_another_grid_take_this_grids_axes(tmp_path):
+    """A run stored by grid A (same key) appears in grid B's table under B's axes, even when B
+    reports an axis (here ``injection_ratio``) that A never varied."""
+    from dglcleaner.experiments.report import grid_rows, grid_table
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "a.yaml").write_text(yaml.safe_dump(dict(GRID, name="a", seeds=1)))
+    sweep = dict(GRID, name="b", seeds=1, sweep={"injection_ratio": [0.05, 0.1]},
+                 report={"rows": ["injection_ratio"], "columns": "defense",
+                         "metrics": ["asr"]})
+    (configs / "b.yaml").write_text(yaml.safe_dump(sweep))
+    a, b = load_grid(configs / "a.yaml"), load_grid(configs / "b.yaml")
+    db = tmp_path / "s.sqlite"
+    with Store(db) as st:
+        for spec in a.runs:
+            st.put(key=spec.key, grid=spec.grid, seed=spec.seed, axes=spec.axes,
+                   config=spec.config, status="ok", record={"defended": {"asr": 50.0}})
+    from dglcleaner.experiments.store import iter_rows
+
+    rows = list(iter_rows(db))
+    chosen, missing = grid_rows(b, rows)
+    assert len(chosen) == len(a.runs) and missing == len(b.runs) - len(a.runs)
+    assert all("injection_ratio" in r.axes for r in chosen)
+    table = grid_table(b, rows)  # raised "not an axis of these runs" before
+    assert table is not None
