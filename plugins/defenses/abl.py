@@ -146,7 +146,7 @@ class ABL(PluginBase):
                 opt.zero_grad()
                 (-ce).backward()
                 opt.step()
-                total += float(ce) * len(y)
+                total += float(ce.detach()) * len(y)
                 count += len(y)
             history.append(total / max(count, 1))
         model.eval()
