@@ -247,3 +247,31 @@ def test_n_search_keeps_the_best_recovered_size(synthetic_run):
     else:
         assert res.info["positions"] == ("most" if res.info["n_search"]["2-most"] >
                                          res.info["n_search"]["2"] else "least")
+
+
+def test_rounds_repeat_recovery_and_stop_when_nothing_is_recovered(synthetic_run, monkeypatch):
+    with pytest.raises(ParameterError, match="rounds"):
+        GCleaner(rounds=0)
+    one = synthetic_run.run_defense("gcleaner", dict(FAST))
+    assert one.info["rounds_run"] == 1 and "later_rounds" not in one.info
+    # recovery_target 0: every later round "finds" a trigger, so all three rounds unlearn; the
+    # first round is the single-round defense bit for bit (its seeds carry no round tag).
+    three = synthetic_run.run_defense("gcleaner", dict(FAST, rounds=3, recovery_target=0.0))
+    assert three.info["rounds_run"] == 3 and len(three.info["later_rounds"]) == 2
+    assert all("recovery_asr_after" in r for r in three.info["later_rounds"])
+    one0 = synthetic_run.run_defense("gcleaner", dict(FAST, recovery_target=0.0))
+    for key in ("recovery_asr", "n_search", "recovery_loss", "unlearn_kept_epoch"):
+        assert three.info[key] == one0.info[key]
+    assert not all(torch.equal(a, b) for a, b in zip(_sd(three.model).values(),
+                                                     _sd(one0.model).values()))
+    # a later round whose recovered trigger misses the target unlearns nothing: same model
+    import dglcleaner_plugins.defenses.gcleaner as gc
+
+    monkeypatch.setattr(gc, "recovery_asr", lambda *a, **k: {"recovery_asr": 0.0,
+                                                            "recovery_dominant_class": 0})
+    base = synthetic_run.run_defense("gcleaner", dict(FAST))
+    again = synthetic_run.run_defense("gcleaner", dict(FAST, rounds=3))
+    assert again.info["rounds_run"] == 1 and len(again.info["later_rounds"]) == 1
+    assert "recovery_asr_after" not in again.info["later_rounds"][0]
+    assert all(torch.equal(a, b) for a, b in zip(_sd(base.model).values(),
+                                                 _sd(again.model).values()))
