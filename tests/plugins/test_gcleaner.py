@@ -254,8 +254,14 @@ def test_rounds_repeat_recovery_and_stop_when_nothing_is_recovered(synthetic_run
         GCleaner(rounds=0)
     one = synthetic_run.run_defense("gcleaner", dict(FAST))
     assert one.info["rounds_run"] == 1 and "later_rounds" not in one.info
-    # recovery_target 0: every later round "finds" a trigger, so all three rounds unlearn; the
-    # first round is the single-round defense bit for bit (its seeds carry no round tag).
+    # recovery_target 0 (and one class reported throughout): every later round "finds" a
+    # trigger, so all three rounds unlearn; the first round is the single-round defense bit for
+    # bit (its seeds carry no round tag).
+    import dglcleaner_plugins.defenses.gcleaner as gc
+
+    real_rate = gc.recovery_asr
+    monkeypatch.setattr(gc, "recovery_asr", lambda *a, **k: dict(
+        real_rate(*a, **k), recovery_dominant_class=1))
     three = synthetic_run.run_defense("gcleaner", dict(FAST, rounds=3, recovery_target=0.0))
     assert three.info["rounds_run"] == 3 and len(three.info["later_rounds"]) == 2
     assert all("recovery_asr_after" in r for r in three.info["later_rounds"])
@@ -265,13 +271,26 @@ def test_rounds_repeat_recovery_and_stop_when_nothing_is_recovered(synthetic_run
     assert not all(torch.equal(a, b) for a, b in zip(_sd(three.model).values(),
                                                      _sd(one0.model).values()))
     # a later round whose recovered trigger misses the target unlearns nothing: same model
-    import dglcleaner_plugins.defenses.gcleaner as gc
-
     monkeypatch.setattr(gc, "recovery_asr", lambda *a, **k: {"recovery_asr": 0.0,
                                                             "recovery_dominant_class": 0})
     base = synthetic_run.run_defense("gcleaner", dict(FAST))
     again = synthetic_run.run_defense("gcleaner", dict(FAST, rounds=3))
     assert again.info["rounds_run"] == 1 and len(again.info["later_rounds"]) == 1
+    assert again.info["later_rounds"][0]["stopped"] == "below recovery_target"
     assert "recovery_asr_after" not in again.info["later_rounds"][0]
     assert all(torch.equal(a, b) for a, b in zip(_sd(base.model).values(),
                                                  _sd(again.model).values()))
+    # a later trigger towards another class than round 1's is not unlearned either
+    state = {"unlearned": False}
+    real_unlearn = gc.unlearn
+
+    def unlearn(*args, **kwargs):
+        state["unlearned"] = True
+        return real_unlearn(*args, **kwargs)
+
+    monkeypatch.setattr(gc, "unlearn", unlearn)
+    monkeypatch.setattr(gc, "recovery_asr", lambda *a, **k: {
+        "recovery_asr": 1.0, "recovery_dominant_class": 0 if state["unlearned"] else 1})
+    other = synthetic_run.run_defense("gcleaner", dict(FAST, rounds=3))
+    assert other.info["rounds_run"] == 1
+    assert other.info["later_rounds"][0]["stopped"] == "other class than round 1"
