@@ -1,4 +1,4 @@
-"""Why ABL leaves the backdoor in place on AIDS: its unlearning step, swept with the isolation fixed.
+"""Why ABL leaves the backdoor on AIDS: its unlearning step, swept with the isolation fixed.
 
 One data seed: ABL's isolation and continued training run once (``unlearning_epochs=0``), then
 the same model is unlearned on the same isolated graphs with each learning rate / epoch pair,

@@ -41,13 +41,13 @@ rounds : int, default 1, in [1, 10] (ours): run recovery and unlearning again on
     model, up to ``rounds`` times in all. A later round recovers afresh (positions, size search,
     generator) against the current model, and unlearns only when its recovered trigger still
     captures ``recovery_target`` of the other classes *and* drives them to the class that round
-    1's trigger did (the defender's estimate of the target); otherwise it stops. The class rule
-    was added after the first AIDS grid showed later rounds that recovered a trigger towards the
-    other class raising the ASR (Sub-BA seed 3: 32.3 -> 69.4); it was then checked on held-out
-    seeds (``docs/gcleaner.md``). Round 1 is the paper's GCleaner, bit for bit. Why: on AIDS the first
-    recovered trigger is often a direction the model follows that is not the attacker's trigger,
-    and unlearning it leaves part of the backdoor (``docs/gcleaner.md``). ``info["rounds_run"]``
-    and ``info["later_rounds"]`` report what each later round found. Oracle runs use one round.
+    1's trigger did (the defender's estimate of the target); otherwise it stops. Round 1 is the
+    paper's GCleaner, bit for bit. Why: on AIDS the first recovered trigger is often a direction
+    the model follows that is not the attacker's trigger, and unlearning it leaves part of the
+    backdoor. The class rule was added after the first AIDS grid showed later rounds towards the
+    other class raising the ASR (Sub-BA seed 3: 32.3 -> 69.4), then checked on held-out seeds
+    (``docs/gcleaner.md``). ``info["rounds_run"]`` and ``info["later_rounds"]`` report what each
+    later round found. Oracle runs use one round.
 position_fallback : "most" (default, ours) | "none": when no tried size reaches
     ``recovery_target`` on the least important nodes, the same sizes are tried on the most
     important nodes (``info["positions"]`` says which were kept; keys ``"3-most"`` in
@@ -152,8 +152,8 @@ class GCleaner(PluginBase):
               "least important nodes, repeat the search on the most important ones",
               choices=("most", "none")),
         Param("rounds", int, 1, "recover-and-unlearn rounds; each later round recovers again on "
-              "the purified model and stops when recovery misses recovery_target", low=1,
-              high=10),
+              "the purified model and stops when recovery misses recovery_target or round 1's "
+              "class", low=1, high=10),
         Param("recovery_target", float, 0.9, "recovery ASR (holding set) that stops the n search",
               low=0.0, high=1.0),
         Param("size_fraction", float, 0.2, "n = max(2, int(fraction * mean nodes)) when n is None",
@@ -240,8 +240,8 @@ class GCleaner(PluginBase):
         info["rounds_run"] = 1
         later: List[Dict[str, Any]] = []
         # Rounds after the first (ours, off by default): GCleaner again on its own output. The
-        # defender stops as soon as recovery no longer finds a trigger the purified model
-        # follows (recovery ASR below recovery_target), so a clean result costs one recovery.
+        # defender stops as soon as recovery no longer finds a trigger towards round 1's class
+        # that the purified model follows, so a clean result costs one extra recovery.
         target = info.get("recovery_dominant_class")
         for r in range(1, self.rounds if self.trigger_source == "recover" else 1):
             nxt, rinfo = self._purify(ctx, student, graphs, labels, r, target)
@@ -283,6 +283,7 @@ class GCleaner(PluginBase):
                     "knows (run defend with an attack); use trigger_source=recover")
             triggered = ctx.oracle_trigger(graphs, sub_seed("oracle"))
             positions = None
+            info.update(recovery_asr(model, triggered, labels, device))
         else:
             ts = time.perf_counter()
             explainer = None
@@ -317,18 +318,18 @@ class GCleaner(PluginBase):
                 rate = r["recovery_asr"] if r["recovery_asr"] == r["recovery_asr"] else 0.0
                 tried[size if where == "least" else f"{size}-most"] = rate
                 if best is None or rate > best[0] + 1e-9:
-                    best = (rate, size, pos, rec, trig, where)
+                    best = (rate, size, pos, rec, trig, where, r)
                 if rate >= self.recovery_target:
                     break
-            rate, n, positions, rec, triggered, where = best
+            rate, n, positions, rec, triggered, where, found = best
             info["positions"] = where
             info.update(rec.info)
             info["recovered_trigger_size"] = n
             info["untriggered_graphs"] = sum(g.num_nodes() < n for g in graphs)
             info["n_search"] = {str(k): v for k, v in tried.items()}
             info["recovery_s"] = time.perf_counter() - ts
+            info.update(found)
             if round_:
-                info.update(recovery_asr(model, triggered, labels, device))
                 if rate < self.recovery_target:
                     info["stopped"] = "below recovery_target"
                     return None, info
@@ -338,7 +339,6 @@ class GCleaner(PluginBase):
                     # unlearning it pushes graphs back towards the backdoor's class.
                     info["stopped"] = "other class than round 1"
                     return None, info
-        info.update(recovery_asr(model, triggered, labels, device))
 
         # --- stage B: unlearning --------------------------------------------------------
         tt = time.perf_counter()
