@@ -52,14 +52,13 @@ def main() -> None:
         sweep = make_plugin("defense", "abl", {"unlearning_epochs": epochs, "unlearning_lr": lr},
                             None)
         row = {"unlearning_lr": lr, "unlearning_epochs": epochs}
-        try:
-            ce = sweep.unlearn(model, [graphs[i] for i in iso], labels[iso],
-                               derive_seed(args.seed, "abl", "unlearn"), ctx.device)
-            ev = run.evaluate(model, res)
-            row.update(ce_first=ce[0], ce_last=ce[-1], asr=round(ev["asr"], 2),
-                       acc=round(ev["acc"], 2))
-        except FloatingPointError as exc:
-            row["error"] = str(exc)
+        ce, stopped = sweep.unlearn(model, [graphs[i] for i in iso], labels[iso],
+                                    derive_seed(args.seed, "abl", "unlearn"), ctx.device)
+        ev = run.evaluate(model, res)
+        row.update(ce_first=ce[0] if ce else None, ce_last=ce[-1] if ce else None,
+                   asr=round(ev["asr"], 2), acc=round(ev["acc"], 2))
+        if stopped:
+            row["stopped"] = stopped
         print(json.dumps(row), flush=True)
     print(json.dumps({"machine": machine(), "dataset": args.dataset, "attack": args.attack,
                       "seed": args.seed}))

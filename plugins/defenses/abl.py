@@ -43,7 +43,9 @@ default), not the release's SGD 0.1 schedule for CIFAR ResNets; the release's un
 spends its first epoch only evaluating, ours ascends in every epoch. During unlearning the
 release keeps BatchNorm in training mode; ``freeze_bn`` (our default) keeps the running
 statistics of the clean-trained model, because a handful of isolated (mostly triggered) graphs
-would otherwise shift them towards the trigger's statistics and cost clean accuracy.
+would otherwise shift them towards the trigger's statistics and cost clean accuracy. When the
+ascent diverges (a non-finite loss), ours keeps the last model with a finite loss and stops
+(``info["unlearning_stopped"]`` says where); the release has no check.
 
 Example
 -------
@@ -52,7 +54,8 @@ Example
 """
 from __future__ import annotations
 
-from typing import List
+import copy
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -122,27 +125,42 @@ class ABL(PluginBase):
     presets = {"official": {"ascent": "flooding", "freeze_bn": False}}
 
     def unlearn(self, model, graphs, labels: torch.Tensor, seed: int,
-                device: torch.device) -> List[float]:
-        """Gradient ascent on ``graphs``; returns the mean CE of each epoch (should grow)."""
+                device: torch.device) -> Tuple[List[float], Optional[str]]:
+        """Gradient ascent on ``graphs``. Returns the mean CE of each epoch (should grow) and,
+        when the ascent diverged, why it stopped (else ``None``).
+
+        Unbounded ascent can drive the loss to infinity (seen on Bitcoin, where sum pooling
+        over hub nodes gives large logits). At the first non-finite loss the model goes back
+        to its state before the step that caused it and unlearning stops: the last model whose
+        loss on the isolated graphs was finite (the release has no such check and would go on
+        with NaN weights)."""
         from dglcleaner.training import batches
 
         opt = torch.optim.SGD(model.parameters(), lr=self.unlearning_lr, momentum=0.9,
                               weight_decay=1e-4, nesterov=True)
         gen = torch.Generator().manual_seed(int(seed))
         labels = torch.as_tensor(labels, dtype=torch.long)
-        history = []
-        for _ in range(self.unlearning_epochs):
+        history: List[float] = []
+        before_step = copy.deepcopy(model.state_dict())
+        for epoch in range(self.unlearning_epochs):
             model.train()
             if self.freeze_bn:
                 for m in model.modules():
                     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                         m.eval()
             total, count = 0.0, 0
-            for bg, y, _ in batches(graphs, labels, UNLEARN_BATCH, shuffle=True, generator=gen,
-                                    device=device):
+            for step, (bg, y, _) in enumerate(batches(graphs, labels, UNLEARN_BATCH,
+                                                      shuffle=True, generator=gen,
+                                                      device=device)):
                 ce = F.cross_entropy(model(bg, bg.ndata["feat"]), y)
                 if not torch.isfinite(ce):
-                    raise FloatingPointError("non-finite loss during ABL unlearning")
+                    model.load_state_dict(before_step)
+                    if count:
+                        history.append(total / count)
+                    model.eval()
+                    return history, (f"non-finite loss at epoch {epoch} step {step}; "
+                                     f"kept the model before the previous step")
+                before_step = copy.deepcopy(model.state_dict())
                 opt.zero_grad()
                 (-ce).backward()
                 opt.step()
@@ -150,7 +168,7 @@ class ABL(PluginBase):
                 count += len(y)
             history.append(total / max(count, 1))
         model.eval()
-        return history
+        return history, None
 
     def run(self, ctx: DefenseContext) -> DefenseResult:
         from dglcleaner.seeding import derive_seed
@@ -170,13 +188,15 @@ class ABL(PluginBase):
         if rest and self.finetune_epochs != 0:
             over = {} if self.finetune_epochs is None else {"epochs": self.finetune_epochs}
             ctx.train(model, [graphs[i] for i in rest], labels[rest], **over)
-        history = []
+        history, stopped = [], None
         if self.unlearning_epochs:
-            history = self.unlearn(model, [graphs[i] for i in isolated], labels[isolated],
-                                   derive_seed(ctx.seed, "abl", "unlearn"), ctx.device)
+            history, stopped = self.unlearn(model, [graphs[i] for i in isolated],
+                                            labels[isolated],
+                                            derive_seed(ctx.seed, "abl", "unlearn"), ctx.device)
         model.eval()
-        return DefenseResult(
-            model=model, flagged=isolated,
-            info={"isolated": len(isolated),
-                  "isolation_loss_threshold": float(losses[isolated].max()) if isolated else None,
-                  "unlearning_ce": history})
+        info = {"isolated": len(isolated),
+                "isolation_loss_threshold": float(losses[isolated].max()) if isolated else None,
+                "unlearning_ce": history}
+        if stopped:
+            info["unlearning_stopped"] = stopped
+        return DefenseResult(model=model, flagged=isolated, info=info)

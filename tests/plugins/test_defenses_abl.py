@@ -47,9 +47,38 @@ def test_isolates_mostly_poisoned_and_is_deterministic(easy_ctx):
     hits = len(set(r1.flagged) & poisoned)
     assert len(r1.flagged) == n_iso
     assert hits >= 0.8 * n_iso, (hits, n_iso)
-    assert len(r1.info["unlearning_ce"]) == 2
+    assert len(r1.info["unlearning_ce"]) == 2 and "unlearning_stopped" not in r1.info
     torch.manual_seed(0)
     r2 = abl.run(ctx)
     assert r1.flagged == r2.flagged
     for p, q in zip(r1.model.parameters(), r2.model.parameters()):
         assert torch.equal(p, q)
+
+
+class _BlowsUp(torch.nn.Module):
+    """Logits ``w`` for every graph; the ``fail_at``-th forward returns inf instead."""
+
+    def __init__(self, fail_at: int):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([2.0, -2.0]))
+        self.fail_at, self.calls, self.seen = fail_at, 0, []
+
+    def forward(self, g, feat):
+        self.seen.append(self.w.detach().clone())
+        self.calls += 1
+        logits = self.w.expand(g.batch_size, 2) + 0.0 * feat.sum()
+        return logits * float("inf") if self.calls - 1 == self.fail_at else logits
+
+
+def test_diverging_unlearning_keeps_last_finite_model(synthetic_run):
+    graphs = synthetic_run.data["train"][0][:8]  # one batch per epoch
+    labels = torch.zeros(8, dtype=torch.long)
+    model = _BlowsUp(fail_at=3)
+    ce, stopped = ABL(unlearning_epochs=10, unlearning_lr=0.1).unlearn(
+        model, graphs, labels, seed=0, device=torch.device("cpu"))
+    assert len(ce) == 3 and ce[0] < ce[1] < ce[2]  # three ascent steps, loss growing
+    assert stopped == "non-finite loss at epoch 3 step 0; kept the model before the previous step"
+    # the forward at epoch 2 (after the 2nd step) was the last finite one: its weights are kept
+    assert torch.equal(model.w.detach(), model.seen[2])
+    assert not torch.equal(model.seen[2], model.seen[3])
+
