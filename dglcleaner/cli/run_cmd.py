@@ -32,11 +32,13 @@ _DB = click.option("--db", "db", default=DEFAULT_DB, show_default=True,
               help="Worker processes (each runs whole units: dataset x model x seed).")
 @click.option("--skip-failed", is_flag=True,
               help="Do not retry runs stored as failed (default: retry them).")
+@click.option("--threads", type=int, default=None,
+              help="Torch CPU threads per job [default: $OMP_NUM_THREADS, else 1].")
 @click.option("--dry-run", is_flag=True, help="Only show how many runs are pending.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def run_cmd(config: str, overrides: Tuple[str, ...], db: str, device: str,
-            data_dir: Optional[str], jobs: int, skip_failed: bool, dry_run: bool,
-            quiet: bool) -> None:
+            data_dir: Optional[str], jobs: int, skip_failed: bool, threads: Optional[int],
+            dry_run: bool, quiet: bool) -> None:
     """Run the experiment grid CONFIG (YAML/TOML); finished runs in --db are skipped."""
     from rich.console import Console
 
@@ -44,9 +46,13 @@ def run_cmd(config: str, overrides: Tuple[str, ...], db: str, device: str,
     from ..experiments.grid import pending_runs, run_grid
     from ..experiments.store import Store
     from ..seeding import resolve_device
+    from .main import resolve_threads
 
     grid = load_grid(config, overrides)
     resolve_device(device)  # a bad --device fails before anything runs
+    # The rule of `defend --threads`: several jobs of 2 torch threads each on a small shared
+    # machine crawl (oversubscription), so one thread per job unless asked.
+    threads = resolve_threads(threads)
     console = Console(stderr=True)
     with Store(db) as st:
         todo = pending_runs(grid, st, retry_failed=not skip_failed)
@@ -59,9 +65,10 @@ def run_cmd(config: str, overrides: Tuple[str, ...], db: str, device: str,
         return
     if quiet:
         summary = run_grid(grid, db, device=device, data_dir=data_dir, jobs=jobs,
-                           retry_failed=not skip_failed)
+                           retry_failed=not skip_failed, threads=threads)
     else:
-        summary = _with_progress(grid, db, device, data_dir, jobs, not skip_failed, console)
+        summary = _with_progress(grid, db, device, data_dir, jobs, not skip_failed, console,
+                                 threads)
     style = "red" if summary.failed else "green"
     console.print(f"[{style}]{summary.ok} ok, {summary.failed} failed[/{style}], "
                   f"{summary.skipped} skipped, {summary.elapsed_s / 60:.1f} min")
@@ -93,7 +100,7 @@ class _RunEta:
         return None
 
 
-def _with_progress(grid, db, device, data_dir, jobs, retry_failed, console):
+def _with_progress(grid, db, device, data_dir, jobs, retry_failed, console, threads=None):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
                                SpinnerColumn, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
@@ -142,7 +149,7 @@ def _with_progress(grid, db, device, data_dir, jobs, retry_failed, console):
                 if payload["status"] != "ok":
                     bar.console.print(f"[red]failed[/red] {payload['run']}: {payload['error']}")
 
-        return run_grid(grid, db, device=device, data_dir=data_dir, jobs=jobs,
+        return run_grid(grid, db, device=device, data_dir=data_dir, jobs=jobs, threads=threads,
                         retry_failed=retry_failed, on_event=on_event)
 
 

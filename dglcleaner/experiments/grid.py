@@ -76,9 +76,12 @@ def pending_runs(grid: Grid, store: Store, retry_failed: bool = True) -> List[Ru
 
 
 def run_grid(grid: Grid, db_path: str, *, device: str = "auto", data_dir: Optional[str] = None,
-             jobs: int = 1, retry_failed: bool = True, on_event: Optional[EventFn] = None
-             ) -> GridSummary:
-    """Run every pending run of ``grid`` and store it in ``db_path``; return the counts."""
+             jobs: int = 1, retry_failed: bool = True, on_event: Optional[EventFn] = None,
+             threads: Optional[int] = None) -> GridSummary:
+    """Run every pending run of ``grid`` and store it in ``db_path``; return the counts.
+
+    ``threads``: torch CPU threads of each job (with ``jobs == 1``, of this process). ``None``
+    leaves this process as it is and gives each worker ``cpu_count // jobs``."""
     emit = on_event or (lambda kind, key, payload: None)
     start = time.perf_counter()
     with Store(db_path) as store:
@@ -99,11 +102,15 @@ def run_grid(grid: Grid, db_path: str, *, device: str = "auto", data_dir: Option
         emit(kind, key, payload)
 
     if jobs <= 1 or len(units) <= 1:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(max(1, int(threads)))
         for unit in units:
             run_unit(unit, db_path, device=device, data_dir=data_dir, record_options=opts,
                      emit=tally)
     else:
-        _run_parallel(units, db_path, device, data_dir, opts, jobs, tally)
+        _run_parallel(units, db_path, device, data_dir, opts, jobs, tally, threads)
     summary.elapsed_s = time.perf_counter() - start
     return summary
 
@@ -122,14 +129,16 @@ def _unit_worker(unit, db_path, device, data_dir, opts, queue) -> None:
              emit=lambda kind, key, payload: queue.put((kind, key, payload)))
 
 
-def _run_parallel(units, db_path, device, data_dir, opts, jobs, emit) -> None:
+def _run_parallel(units, db_path, device, data_dir, opts, jobs, emit,
+                  threads: Optional[int] = None) -> None:
     import multiprocessing as mp
     import queue as queue_mod
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # spawn: a forked child would inherit torch's thread pools and DGL state in an unknown state.
     ctx = mp.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
     manager = ctx.Manager()
     q = manager.Queue()
     # Largest units first so the slowest one does not start last.

@@ -1,5 +1,7 @@
 """Grid execution: failures are recorded and the grid goes on; numbers are reproducible and
 independent of which neighbours ran."""
+import pytest
+
 from dglcleaner.experiments.config import load_grid
 from dglcleaner.experiments.grid import run_grid
 from dglcleaner.experiments.store import Store
@@ -64,3 +66,48 @@ def test_confusion_recorded(tmp_path):
     assert sum(map(sum, conf["defended"])) == n_eval
     correct = sum(conf["defended"][i][i] for i in range(len(conf["defended"])))
     assert abs(100.0 * correct / n_eval - row.record["defended"]["acc"]) < 1e-9
+
+
+@pytest.mark.parametrize("args, env, expected", [
+    ([], None, 1),                      # the `defend` rule: one thread unless asked
+    ([], "2", 2),                       # $OMP_NUM_THREADS
+    (["--threads", "3"], "2", 3),       # --threads wins
+])
+def test_run_sets_torch_threads_like_defend(tmp_path, monkeypatch, args, env, expected):
+    import torch
+    import yaml
+    from click.testing import CliRunner
+
+    from dglcleaner.cli.run_cmd import run_cmd
+
+    if env is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", env)
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_doc(defenses=[{"name": "none"}],
+                                           settings={"train": {"epochs": 1}})))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4 if expected != 4 else 5)
+        res = CliRunner().invoke(run_cmd, [str(cfg), "--db", str(tmp_path / "r.sqlite"),
+                                           "--quiet", "--device", "cpu", *args])
+        assert res.exit_code == 0, res.output
+        assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_run_rejects_zero_threads(tmp_path):
+    import yaml
+
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_doc()))
+    from click.testing import CliRunner
+
+    from dglcleaner.cli.main import main
+
+    res = CliRunner().invoke(main, ["run", str(cfg), "--db", str(tmp_path / "r.sqlite"),
+                                    "--threads", "0"])
+    assert res.exit_code == 2 and "--threads must be >= 1" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "r.sqlite").exists()
