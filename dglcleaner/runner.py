@@ -287,7 +287,9 @@ class SeedRun:
                 return torch.as_tensor(result.predict(model, graphs)).cpu()
             return predict(model, graphs, device=self.device)
 
-        out = {"acc": metrics.accuracy(run_predict(eval_g), eval_y)}
+        clean_out = run_predict(eval_g)
+        out = {"acc": metrics.accuracy(clean_out, eval_y),
+               "bacc": metrics.balanced_accuracy(clean_out, eval_y)}
         if with_trigger and self.cfg.attack:
             target = self.cfg.target_label
             trig_pred = run_predict(self.triggered_eval)

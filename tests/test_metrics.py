@@ -20,3 +20,14 @@ def test_detection_and_mean_std():
     assert d["precision"] == 50.0 and abs(d["recall"] - 200 / 3) < 1e-9
     ms = metrics.mean_std([1.0, 3.0, float("nan")])
     assert ms == {"mean": 2.0, "std": 1.0}
+
+
+def test_balanced_accuracy_sees_through_a_constant_model():
+    labels = torch.tensor([0] * 7 + [1] * 3)
+    constant = torch.zeros(10, dtype=torch.long)
+    assert metrics.accuracy(constant, labels) == 70.0
+    assert metrics.balanced_accuracy(constant, labels) == 50.0
+    pred = torch.tensor([0] * 6 + [1] + [1, 1, 0])  # recalls 6/7 and 2/3
+    assert abs(metrics.balanced_accuracy(pred, labels) - 100 * (6 / 7 + 2 / 3) / 2) < 1e-9
+    assert metrics.balanced_accuracy(labels, labels) == 100.0
+    assert math.isnan(metrics.balanced_accuracy(constant[:0], labels[:0]))

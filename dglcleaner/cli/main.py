@@ -382,15 +382,17 @@ def _print_summary(doc: Dict[str, Any], json_path: Optional[str]) -> None:
     title = (f"{cfg['dataset']} · {cfg['model']} · attack {cfg['attack'] or 'none'} · "
              f"defense {cfg['defense']} · {n} seed{'s' if n > 1 else ''} (mean ± std, %)")
     table = Table(title=title, caption="ASR of the clean model = the trigger on a model that "
-                  "never saw it (control). ASR all: every triggered graph; ASR cond.: graphs the "
+                  "never saw it (control). bal. ACC: mean per-class ACC (a constant model gets "
+                  "100/#classes). ASR all: every triggered graph; ASR cond.: graphs the "
                   "clean model gets right.")
-    for col in ("model", "ACC", "ASR", "ASR all", "ASR cond."):
+    for col in ("model", "ACC", "bal. ACC", "ASR", "ASR all", "ASR cond."):
         table.add_column(col, justify="right" if col != "model" else "left", no_wrap=True)
     labels = {"clean": "clean", "backdoored": "backdoored", "defended": cfg["defense"]}
     for group in ("clean", "backdoored", "defended"):
         if group in s:
             g = s[group]
-            table.add_row(labels[group], _fmt(g.get("acc")), _fmt(g.get("asr")),
+            table.add_row(labels[group], _fmt(g.get("acc")), _fmt(g.get("bacc")),
+                          _fmt(g.get("asr")),
                           _fmt(g.get("asr_all")), _fmt(g.get("asr_conditional")))
     console = Console()
     console.print(table)

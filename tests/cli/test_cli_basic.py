@@ -109,7 +109,7 @@ def test_defend_synthetic_json(tmp_path) -> None:
     assert set(doc) >= {"schema", "summary", "runs", "config", "versions", "device",
                         "elapsed_s"}
     for group, metric in [("clean", "acc"), ("backdoored", "asr"), ("backdoored", "acc"),
-                          ("defended", "asr"), ("defended", "acc")]:
+                          ("defended", "asr"), ("defended", "acc"), ("defended", "bacc")]:
         ms = doc["summary"][group][metric]
         assert set(ms) >= {"mean", "std"} and 0 <= ms["mean"] <= 100
     assert len(doc["runs"]) == 1 and doc["runs"][0]["seed"] == 0
