@@ -6,7 +6,7 @@ the model can look like a good one. This script prints, per dataset and seed, th
 of the evaluation graphs (the split of ``SeedRun``: 80 % train, the defender's 25 % of the rest
 held out, default settings) and that majority rate; no training.
 
-    DGLCLEANER_DATA_DIR=../shared/datasets python benchmarks/class_balance.py --datasets Bitcoin Fingerprint
+    DGLCLEANER_DATA_DIR=../shared/datasets python benchmarks/class_balance.py --datasets Bitcoin
 """
 from __future__ import annotations
 

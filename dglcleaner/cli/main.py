@@ -302,7 +302,8 @@ def set_threads(threads: Optional[int]) -> None:
 
 
 def resolve_threads(threads: Optional[int]) -> int:
-    """``threads`` if given (>= 1, else a :class:`ParameterError`), else $OMP_NUM_THREADS, else 1."""
+    """``threads`` if given (>= 1, else a :class:`ParameterError`), else $OMP_NUM_THREADS,
+    else 1."""
     import os
 
     from ..errors import ParameterError

@@ -34,7 +34,8 @@ from .store import RunRow
 
 GROUPS = ("clean", "backdoored", "defended", "detection", "recovery")
 FORMATS = ("rich", "markdown", "csv")
-LABELS = {"asr": "ASR", "acc": "ACC", "bacc": "balanced ACC", "asr_all": "ASR(all)", "asr_conditional": "ASR(cond)",
+LABELS = {"asr": "ASR", "acc": "ACC", "bacc": "balanced ACC", "asr_all": "ASR(all)",
+          "asr_conditional": "ASR(cond)",
           "precision": "precision", "recall": "recall", "f1": "F1",
           "similarity": "similarity", "defender_asr": "ASR(defender)",
           "dominant_is_target": "target found"}
