@@ -55,7 +55,7 @@ Example
 from __future__ import annotations
 
 import copy
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -141,7 +141,7 @@ class ABL(PluginBase):
         gen = torch.Generator().manual_seed(int(seed))
         labels = torch.as_tensor(labels, dtype=torch.long)
         history: List[float] = []
-        before_step = copy.deepcopy(model.state_dict())
+        before_step: Optional[Dict[str, torch.Tensor]] = None  # state before the last step
         for epoch in range(self.unlearning_epochs):
             model.train()
             if self.freeze_bn:
@@ -154,12 +154,14 @@ class ABL(PluginBase):
                                                       device=device)):
                 ce = F.cross_entropy(model(bg, bg.ndata["feat"]), y)
                 if not torch.isfinite(ce):
-                    model.load_state_dict(before_step)
                     if count:
                         history.append(total / count)
                     model.eval()
-                    return history, (f"non-finite loss at epoch {epoch} step {step}; "
-                                     f"kept the model before the previous step")
+                    where = f"non-finite loss at epoch {epoch} step {step}"
+                    if before_step is None:
+                        return history, f"{where}, before any step; model unchanged"
+                    model.load_state_dict(before_step)
+                    return history, f"{where}; kept the model before the previous step"
                 before_step = copy.deepcopy(model.state_dict())
                 opt.zero_grad()
                 (-ce).backward()

@@ -82,3 +82,14 @@ def test_diverging_unlearning_keeps_last_finite_model(synthetic_run):
     assert torch.equal(model.w.detach(), model.seen[2])
     assert not torch.equal(model.seen[2], model.seen[3])
 
+
+
+def test_non_finite_before_any_step_leaves_model_unchanged(synthetic_run):
+    graphs = synthetic_run.data["train"][0][:8]
+    model = _BlowsUp(fail_at=0)
+    w0 = model.w.detach().clone()
+    ce, stopped = ABL(unlearning_epochs=3).unlearn(
+        model, graphs, torch.zeros(8, dtype=torch.long), seed=0, device=torch.device("cpu"))
+    assert ce == []
+    assert stopped == "non-finite loss at epoch 0 step 0, before any step; model unchanged"
+    assert torch.equal(model.w.detach(), w0)
