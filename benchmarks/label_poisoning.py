@@ -17,6 +17,7 @@ accuracy in percent, mean ± population std over the splits that were not skippe
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -115,6 +116,9 @@ def train_timing(args) -> str:
 def table(args) -> tuple:
     ds = load_npz_dataset(args.dataset)
     records, lines = {}, []
+    if args.resume and args.json and Path(args.json).exists():
+        # rows already in the JSON are kept; the run goes on with the rest
+        records = json.loads(Path(args.json).read_text())
     for pname in args.protocol:
         over = {}
         if args.trials is not None:
@@ -127,11 +131,18 @@ def table(args) -> tuple:
                   f"{proto.n_folds if proto.validation == 'cv' else 1} fold(s)) · {args.splits} splits**\n",
                   head, "|" + "---|" * (len(args.budgets) + 1)]
         for i, name in enumerate(args.attacks):
-            t0 = time.perf_counter()
-            out = run_label_poisoning(ds, load_plugin("attack", name)(), model=args.model,
-                                      budgets=args.budgets, splits=args.splits, protocol=proto,
-                                      seed=args.seed, clean=(i == 0))
-            records[f"{pname}/{name}"] = out
+            t0, la = time.perf_counter(), load()
+            key = f"{pname}/{name}"
+            if key in records:
+                out = records[key]
+            else:
+                out = run_label_poisoning(ds, load_plugin("attack", name)(), model=args.model,
+                                          budgets=args.budgets, splits=args.splits, protocol=proto,
+                                          seed=args.seed, clean=(i == 0))
+                out["protocol"] = proto.to_dict()
+                out["seconds"] = round(time.perf_counter() - t0, 1)
+                out["load_before"] = la
+                records[key] = out
             if i == 0:
                 c = out["summary"]["clean"]["acc"]
                 lines.append("| clean | " + " | ".join([fmt(c)] * len(args.budgets)) + " |")
@@ -157,6 +168,8 @@ def main() -> None:
     ap.add_argument("--timing", action="store_true", help="attack run times only")
     ap.add_argument("--train-timing", action="store_true", help="seconds per victim training only")
     ap.add_argument("--repeats", type=int, default=1, help="timing repeats (the minimum is reported)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows already in --json and run only the missing ones")
     ap.add_argument("--md", default=None)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()

@@ -14,8 +14,8 @@ import torch
 
 from dglcleaner.params import Param
 
-from ._common import (LabelAttack, adjacency, lsa_flip, lsa_scores, normalized, to_torch,
-                      unlabeled)
+from ._common import (LabelAttack, adjacency, lsa_flip, lsa_scores, memoized, normalized,
+                      to_torch, unlabeled)
 
 PARAMS = (
     Param("depth", int, 2, low=1, high=4, help="number of GCN layers of the NTK"),
@@ -49,8 +49,13 @@ def gcn_ntk(a: torch.Tensor, x: torch.Tensor, depth: int = 2) -> torch.Tensor:
 
 
 def ntk_operator(ctx, depth: int, rcond: float, self_loops: bool) -> torch.Tensor:
-    a = to_torch(normalized(adjacency(ctx), self_loops), ctx.labels.device)
-    k = gcn_ntk(a, ctx.features.to(torch.float64), depth)
+    # the kernel depends on neither the split nor the budget: one per graph and features
+    def kernel() -> torch.Tensor:
+        a = to_torch(normalized(adjacency(ctx), self_loops), ctx.labels.device)
+        return gcn_ntk(a, ctx.features.to(torch.float64), depth)
+
+    k = memoized("gcn-ntk", (ctx.graph, ctx.features), (depth, self_loops, ctx.graph.num_edges()),
+                 kernel)
     L, U = ctx.labeled_idx, unlabeled(ctx)
     return k[U][:, L] @ torch.linalg.pinv(k[L][:, L], rtol=rcond, hermitian=True)
 

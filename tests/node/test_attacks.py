@@ -2,6 +2,7 @@
 damage to a linear SGC surrogate larger than random flips."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -162,3 +163,39 @@ def test_select_distinct_is_topk_with_refill():
                 want.append((r, c))
         assert sorted(zip(rows.tolist(), cols.tolist())) == sorted(want)
         assert len(set(rows.tolist())) == k
+
+
+def test_memoized_reuses_only_for_the_same_unchanged_objects():
+    from dglcleaner_plugins.label_poisoning._common import memoized
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return len(calls)
+
+    x, other = torch.ones(3), torch.ones(3)
+    assert memoized("t", (x,), (1,), compute) == 1
+    assert memoized("t", (x,), (1,), compute) == 1  # same object, same params: reused
+    assert memoized("t", (x,), (2,), compute) == 2  # other params
+    assert memoized("t", (other,), (2,), compute) == 3  # equal values, other object
+    other.add_(1)
+    assert memoized("t", (other,), (2,), compute) == 4  # modified in place
+
+
+@pytest.mark.parametrize("name", ["ntk", "ntk-bin", "lp", "mg"])
+def test_memoized_kernels_give_the_cold_result(csbm, name):
+    from dglcleaner_plugins.label_poisoning import _common
+
+    def run(ctx):
+        return load_plugin("attack", name)().run(ctx).labels
+
+    first = context(csbm, seed=0)
+    run(first)  # caches the kernel for this graph and these features
+    ctx = dataclasses.replace(context(csbm, seed=1), graph=first.graph, features=first.features)
+    slot = "gcn-ntk" if name.startswith("ntk") else "rbf"
+    cached = _common._MEMO[slot][2]
+    warm = run(ctx)  # another split: reuses the kernel
+    assert _common._MEMO[slot][2] is cached
+    _common._MEMO.clear()
+    assert torch.equal(run(ctx), warm)
