@@ -58,9 +58,11 @@ def run_cmd(config: str, overrides: Tuple[str, ...], db: str, device: str,
         todo = pending_runs(grid, st, retry_failed=not skip_failed)
     units = group_runs(todo)
     groups = sum(len(u) for u in units)
+    shared = ("splits" if grid.doc.get("task") == "node"
+              else f"units / {groups} backdoored models")
     console.print(f"grid [bold]{grid.name}[/bold]: {len(grid.runs)} runs, {len(todo)} pending "
-                  f"({len(grid.runs) - len(todo)} already stored) in {len(units)} units / "
-                  f"{groups} backdoored models; db {db}")
+                  f"({len(grid.runs) - len(todo)} already stored) in {len(units)} {shared}; "
+                  f"db {db}")
     if dry_run or not todo:
         return
     if quiet:

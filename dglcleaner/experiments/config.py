@@ -39,8 +39,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import UserError
 
-TOP_KEYS = ("name", "description", "datasets", "models", "attacks", "defenses", "seeds",
-            "settings", "sweep", "record", "report", "plot", "paper")
+TOP_KEYS = ("name", "description", "task", "datasets", "models", "attacks", "defenses",
+            "seeds", "settings", "sweep", "record", "report", "plot", "paper")
 #: Run fields set by the axes, not by ``settings``.
 AXIS_FIELDS = ("dataset", "model", "attack", "defense", "attack_params", "defense_params",
                "attack_preset", "defense_preset", "seed", "seeds", "device", "data_dir")
@@ -151,7 +151,8 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(doc: Dict[str, Any], assignments: Sequence[str]) -> Dict[str, Any]:
+def apply_overrides(doc: Dict[str, Any], assignments: Sequence[str],
+                    top_keys: Sequence[str] = TOP_KEYS) -> Dict[str, Any]:
     """Return a copy of ``doc`` with ``key.sub=value`` assignments applied (dotted paths)."""
     out = copy.deepcopy(doc)
     for item in assignments:
@@ -162,9 +163,9 @@ def apply_overrides(doc: Dict[str, Any], assignments: Sequence[str]) -> Dict[str
         keys = [k for k in path.strip().split(".") if k]
         if not keys:
             raise ConfigError(f"--set expects key=value; got {item!r}")
-        if keys[0] not in TOP_KEYS:
+        if keys[0] not in top_keys:
             raise ConfigError(f"--set {path!r}: unknown top-level key {keys[0]!r}; valid: "
-                              f"{', '.join(TOP_KEYS)}")
+                              f"{', '.join(top_keys)}")
         node = out
         for k in keys[:-1]:
             nxt = node.get(k)
@@ -183,12 +184,20 @@ def load_grid(path: str | os.PathLike | None = None, overrides: Sequence[str] = 
         if path is None:
             raise ConfigError("give a grid file or a document")
         doc = read_document(path)
-    doc = apply_overrides(doc, overrides)
+    from .node_grid import DEFAULT_REPORT, NODE_KEYS, expand_node, is_node_grid
+
+    node = is_node_grid(doc)
+    doc = apply_overrides(doc, overrides, NODE_KEYS if node else TOP_KEYS)
+    name = str(doc.get("name") or (Path(path).stem if path else "grid"))
+    if node:
+        doc["report"] = {**DEFAULT_REPORT, **(doc.get("report") or {})}
+        grid = Grid(name=name, doc=doc, path=str(path) if path else None)
+        grid.runs = expand_node(doc, name)
+        return grid
     unknown = sorted(set(doc) - set(TOP_KEYS))
     if unknown:
         raise ConfigError(f"unknown grid key(s) {', '.join(map(repr, unknown))}; valid keys: "
                           f"{', '.join(TOP_KEYS)}")
-    name = str(doc.get("name") or (Path(path).stem if path else "grid"))
     grid = Grid(name=name, doc=doc, path=str(path) if path else None)
     grid.runs = expand(doc, name)
     return grid

@@ -322,6 +322,10 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
              data_dir: Optional[str] = None, record_options: Optional[Dict[str, Any]] = None,
              emit: Optional[EventFn] = None) -> None:
     """Run the groups of one unit in order, storing one row per run."""
+    if unit and unit[0] and unit[0][0].config.get("task") == "node":
+        from .node_grid import run_node_unit
+
+        return run_node_unit(unit, db_path, device=device, data_dir=data_dir, emit=emit)
     from ..runner import SeedRun, versions
 
     emit = emit or (lambda kind, key, payload: None)

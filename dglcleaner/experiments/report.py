@@ -32,13 +32,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ..errors import UserError
 from .store import RunRow
 
-GROUPS = ("clean", "backdoored", "defended", "detection", "recovery")
+from .store import METRIC_GROUPS as GROUPS  # noqa: E402 - one list for store and report
+
 FORMATS = ("rich", "markdown", "csv")
 LABELS = {"asr": "ASR", "acc": "ACC", "bacc": "balanced ACC", "asr_all": "ASR(all)",
           "asr_conditional": "ASR(cond)",
           "precision": "precision", "recall": "recall", "f1": "F1",
           "similarity": "similarity", "defender_asr": "ASR(defender)",
-          "dominant_is_target": "target found"}
+          "dominant_is_target": "target found", "val_acc": "val ACC", "flips": "flips"}
 #: Metrics that are not percentages (printed with 3 decimals).
 UNIT_METRICS = ("similarity",)
 #: Short names for metrics outside the default group (Table 4's columns).

@@ -86,8 +86,9 @@ class RunRow:
 
 
 #: Record groups whose numbers go into the ``metrics`` table (``recovery``: the evaluator's
-#: numbers on a defense's recovered trigger, see :func:`.grid.recovery_metrics`).
-METRIC_GROUPS = ("clean", "backdoored", "defended", "detection", "recovery")
+#: numbers on a defense's recovered trigger, see :func:`.grid.recovery_metrics`; ``poisoned``:
+#: a label-poisoning cell, see :mod:`.node_grid`).
+METRIC_GROUPS = ("clean", "backdoored", "defended", "detection", "recovery", "poisoned")
 
 
 def flatten_metrics(record: Dict[str, Any]) -> Dict[str, float]:

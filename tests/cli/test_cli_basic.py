@@ -145,3 +145,12 @@ def test_defend_malformed_data_folder(tmp_path) -> None:
     (folder / "AIDS_graph_labels.txt").write_text("0\n")
     one_line_error(invoke("defend", "--quiet", "--dataset", "AIDS", "--data-dir",
                           str(tmp_path)), "AIDS_A.txt", "line 2")
+
+
+def test_python_dash_m_runs_the_same_command_line():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "dglcleaner", "--version"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.startswith("dglcleaner, version")
