@@ -37,7 +37,7 @@ from .config import ConfigError, RunSpec, _entries, _hash
 NODE_KEYS = ("name", "description", "task", "datasets", "models", "attacks", "protocols",
              "budgets", "splits", "settings", "report", "plot", "paper")
 DEFAULT_REPORT = {"rows": ["dataset", "attack"], "columns": "budget", "metrics": ["acc"],
-                  "group": "poisoned"}
+                  "group": "poisoned", "over": "splits"}
 
 
 def is_node_grid(doc: Mapping[str, Any]) -> bool:

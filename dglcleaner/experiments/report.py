@@ -249,9 +249,10 @@ def build_table(rows: Sequence[RunRow], layout: Optional[Dict[str, Any]] = None,
 
     failures = [(" · ".join(f"{v}" for k, v in r.axes.items()), r.error or "")
                 for r in rows if r.status != "ok"]
-    notes = [f"cells: {joined} in %, mean ± std over seeds (population std)"]
+    over = layout.get("over", "seeds")  # node grids: "splits"
+    notes = [f"cells: {joined} in %, mean ± std over {over} (population std)"]
     if col_axis:
-        notes[0] = f"each {col_axis} cell: {joined} in %, mean ± std over seeds (population std)"
+        notes[0] = f"each {col_axis} cell: {joined} in %, mean ± std over {over} (population std)"
     unitless = [_label(m, group) for m in metrics if _digits(m) == 3]
     if unitless:
         notes[0] += f"; {', '.join(unitless)}: cosine in [-1, 1], not %"
