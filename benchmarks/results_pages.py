@@ -69,7 +69,8 @@ def grid_page(grid, rows: Sequence[Any], config_path: Path, db_label: str) -> st
     finished = sorted(r.finished_at for r in chosen)
     facts = [f"runs: {len(chosen)} of {len(grid.runs)} stored ({ok} ok, {failed} failed, "
              f"{missing} not run yet)",
-             f"seeds per cell: {_seed_counts(table)} (mean ± std over them, population std)"]
+             f"{'splits' if grid.doc.get('task') == 'node' else 'seeds'} per cell: "
+             f"{_seed_counts(table)} (mean ± std over them, population std)"]
     if finished:
         facts.append(f"runs finished between {finished[0]} and {finished[-1]}")
     facts.append(f"reproduce: `dglcleaner run {cfg}` then "
