@@ -36,6 +36,8 @@ from .config import ConfigError, RunSpec, _entries, _hash
 #: Valid top-level keys of a node grid.
 NODE_KEYS = ("name", "description", "task", "datasets", "models", "attacks", "protocols",
              "budgets", "splits", "settings", "report", "plot", "paper")
+#: Cell fields stored under the record's ``poisoned`` group (the report's metrics).
+_POISONED = ("acc", "val_acc", "flips", "budget_nodes")
 DEFAULT_REPORT = {"rows": ["dataset", "attack"], "columns": "budget", "metrics": ["acc"],
                   "group": "poisoned", "over": "splits"}
 
@@ -119,6 +121,16 @@ def expand_node(doc: Mapping[str, Any], grid_name: str = "grid") -> List[RunSpec
         if getattr(load_spec(find("attack", str(a["name"]))), "task", None) != "node":
             raise ConfigError(f"attack {a['name']!r} is a graph backdoor attack; a node grid "
                               f"takes label-poisoning attacks")
+    for key, entries, allowed in (("datasets", datasets, {"name", "label"}),
+                                  ("models", models, {"name", "label"}),
+                                  ("attacks", attacks, {"name", "label", "params", "preset"}),
+                                  ("protocols", protocols, {"name", "label", "params"})):
+        for e in entries:
+            extra = sorted(set(e) - allowed)
+            if extra:
+                raise ConfigError(f"entry {e['name']!r} of {key!r} in a node grid has field(s) "
+                                  f"{', '.join(extra)} it does not use; valid: "
+                                  f"{', '.join(sorted(allowed))}")
     protos = [(p, _protocol(p, settings)) for p in protocols]
 
     runs: List[RunSpec] = []
@@ -191,10 +203,8 @@ def run_node_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: st
                             preset=cfg["attack_preset"], **cfg["attack_params"])
                         cell = setup.attack_cell(plugin, proto, split, cfg["split"],
                                                  cfg["budget"], cfg["victim_seed"])
-                    rec = {"poisoned": {k: cell.get(k) for k in
-                                        ("acc", "val_acc", "flips", "budget_nodes")},
-                           **{k: v for k, v in cell.items()
-                              if k not in ("acc", "val_acc", "flips", "budget_nodes")}}
+                    rec = {k: v for k, v in cell.items() if k not in _POISONED}
+                    rec["poisoned"] = {k: cell.get(k) for k in _POISONED}
                 except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on
                     error = _error_text(exc, "attack" if cfg["attack"] else "clean victim")
                     rec = {"traceback": traceback.format_exc(limit=-3)}

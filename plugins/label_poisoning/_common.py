@@ -138,7 +138,7 @@ def lsa_flip(ctx: NodeAttackContext, s: torch.Tensor, binary: bool) -> torch.Ten
     return apply(ctx, L[order], best_cls[order])
 
 
-_MEMO: Dict[str, Tuple[Tuple[Any, ...], Tuple[Any, ...], Any]] = {}
+_MEMO: Dict[str, Tuple[Tuple[Any, ...], Tuple[Any, ...], Any, object]] = {}
 
 
 def memoized(name: str, objects: Sequence[Any], params: Tuple[Any, ...],
@@ -160,11 +160,18 @@ def memoized(name: str, objects: Sequence[Any], params: Tuple[Any, ...],
         return hit[2]
     _MEMO.pop(name, None)  # free the old value before computing the new one
     value = compute()
+    token = object()
+
+    def release(_ref: Any) -> None:
+        # a key object died: no call can hit this slot again, so free its (N x N) value now
+        if _MEMO.get(name, (None,) * 4)[3] is token:
+            del _MEMO[name]
+
     try:
-        refs = tuple((weakref.ref(o), stamp(o)) for o in objects)
+        refs = tuple((weakref.ref(o, release), stamp(o)) for o in objects)
     except TypeError:  # not weak-referenceable: do not cache
         return value
-    _MEMO[name] = (refs, params, value)
+    _MEMO[name] = (refs, params, value, token)
     return value
 
 

@@ -108,6 +108,7 @@ def test_a_split_alone_gives_the_same_row(tmp_path, csbm_data):
     ({"protocols": ["honest"]}, "faithful"),
     ({"settings": {"n_trails": 3}}, "n_trials"),
     ({"task": "edges"}, "node"),
+    ({"attacks": [{"name": "rnd", "sweep": {"x": [1]}}]}, "sweep"),
 ])
 def test_bad_node_grids_give_one_line(tmp_path, change, needle):
     cfg = _write(tmp_path, {**GRID, **change})

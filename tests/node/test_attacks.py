@@ -183,6 +183,19 @@ def test_memoized_reuses_only_for_the_same_unchanged_objects():
     assert memoized("t", (other,), (2,), compute) == 4  # modified in place
 
 
+def test_memoized_frees_its_value_when_a_key_object_dies():
+    import gc
+
+    from dglcleaner_plugins.label_poisoning import _common
+
+    x = torch.ones(3)
+    _common.memoized("t-free", (x,), (), lambda: torch.zeros(4))
+    assert "t-free" in _common._MEMO
+    del x
+    gc.collect()
+    assert "t-free" not in _common._MEMO
+
+
 @pytest.mark.parametrize("name", ["ntk", "ntk-bin", "lp", "mg"])
 def test_memoized_kernels_give_the_cold_result(csbm, name):
     from dglcleaner_plugins.label_poisoning import _common
