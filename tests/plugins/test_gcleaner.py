@@ -294,3 +294,45 @@ def test_rounds_repeat_recovery_and_stop_when_nothing_is_recovered(synthetic_run
     other = synthetic_run.run_defense("gcleaner", dict(FAST, rounds=3))
     assert other.info["rounds_run"] == 1
     assert other.info["later_rounds"][0]["stopped"] == "other class than round 1"
+
+
+def test_flip_rate_counts_only_graphs_not_already_in_the_class():
+    from dglcleaner_plugins.defenses.gcleaner.recovery import flip_rate
+
+    clean = torch.tensor([0, 0, 1, 1, 0])
+    trig = torch.tensor([1, 0, 1, 1, 1])
+    assert flip_rate(clean, trig, 1) == pytest.approx(2 / 3)
+    assert flip_rate(clean, trig, 0) == 0.0
+    assert flip_rate(torch.ones(3, dtype=torch.long), trig[:3], 1) != flip_rate(clean, trig, 1)
+    assert np.isnan(flip_rate(torch.ones(3, dtype=torch.long), trig[:3], 1))
+
+
+def test_recovery_trains_only_on_train_index(synthetic_run):
+    model = synthetic_run.backdoored_model
+    graphs, labels = synthetic_run.data["holding"]
+    pos = select_positions(model, graphs, labels, 3, None, np.random.default_rng(0),
+                           torch.device("cpu"))
+    some = [0, 2, 4, 5]
+    rec = recover_trigger(model, graphs, pos, 3, epochs=2, seed=0, target_class=1,
+                          train_index=some)
+    assert rec.info["recovery_graphs"] == len(some)
+
+
+def test_per_class_search_estimates_the_target_and_default_is_unchanged(synthetic_run):
+    run = synthetic_run
+    params = dict(FAST, class_search="per-class", recovery_epochs=20)
+    res = run.run_defense("gcleaner", params)
+    per = res.info["class_search"]
+    assert set(per) == {"0", "1"}
+    rates = {int(c): v["flip_rate"] for c, v in per.items() if "flip_rate" in v}
+    # the backdoor's target (1 here) is the class a small trigger reaches; the other is not
+    assert res.info["estimated_target"] == run.cfg.target_label == 1
+    assert rates[1] >= 0.9 > rates.get(0, 0.0)
+    again = run.run_defense("gcleaner", params)
+    assert again.info["class_search"] == per
+    assert all(torch.equal(a, b) for a, b in zip(_sd(res.model).values(),
+                                                 _sd(again.model).values()))
+    plain = run.run_defense("gcleaner", dict(FAST))
+    assert "class_search" not in plain.info and "estimated_target" not in plain.info
+    with pytest.raises(ParameterError, match="class_search"):
+        GCleaner(class_search="every")

@@ -37,6 +37,16 @@ n_search : int, default 2, in [0, 50] (ours): when n is None, also try n+1, ...,
     ``recovery_target`` of the other classes on the clean set; keep the first that does, else
     the size with the highest recovery ASR (``info["n_search"]`` lists the sizes tried).
 recovery_target : float, default 0.9, in [0, 1].
+class_search : "none" (default: the paper's one untargeted recovery) | "per-class" (ours):
+    one recovery per class c, trained only on the clean graphs the model does not already
+    predict as c, with ``class_weight`` (default 1.0, >= 0) times the cross-entropy towards c
+    added to Eq. 8 (Neural Cleanse's per-label search, Wang et al., S&P 2019). The estimated
+    target is the class whose trigger flips ``recovery_target`` of those graphs at the earliest
+    size/position plan (the smallest trigger), else the highest flip rate; unlearning then
+    uses that class's trigger. Why: Eq. 8 only asks triggered embeddings to agree, and on a
+    model that sends most graphs to one class (Bitcoin) the cheapest agreement is that class,
+    not the backdoor's target. ``info["class_search"]`` has each class's flip rate and size,
+    ``info["estimated_target"]`` the choice. Costs one recovery per class.
 rounds : int, default 1, in [1, 10] (ours): run recovery and unlearning again on the purified
     model, up to ``rounds`` times in all. A later round recovers afresh (positions, size search,
     generator) against the current model, and unlearns only when its recovered trigger still
@@ -113,7 +123,7 @@ from dglcleaner.errors import ParameterError
 from dglcleaner.params import Param
 from dglcleaner.seeding import derive_seed
 
-from .recovery import (FEATURE_ACTS, node_scores, recover_trigger, recovery_asr,
+from .recovery import (FEATURE_ACTS, flip_rate, node_scores, recover_trigger, recovery_asr,
                        select_positions)
 from .unlearning import UnlearnConfig, unlearn
 
@@ -154,6 +164,11 @@ class GCleaner(PluginBase):
         Param("rounds", int, 1, "recover-and-unlearn rounds; each later round recovers again on "
               "the purified model and stops when recovery misses recovery_target or round 1's "
               "class", low=1, high=10),
+        Param("class_search", str, "none", "none (paper: one untargeted recovery) or "
+              "per-class (ours: one targeted recovery per class, the smallest trigger that "
+              "flips recovery_target of the graphs wins)", choices=("none", "per-class")),
+        Param("class_weight", float, 1.0, "weight of the cross-entropy towards the candidate "
+              "class in per-class recovery", low=0.0),
         Param("recovery_target", float, 0.9, "recovery ASR (holding set) that stops the n search",
               low=0.0, high=1.0),
         Param("size_fraction", float, 0.2, "n = max(2, int(fraction * mean nodes)) when n is None",
@@ -242,7 +257,7 @@ class GCleaner(PluginBase):
         # Rounds after the first (ours, off by default): GCleaner again on its own output. The
         # defender stops as soon as recovery no longer finds a trigger towards round 1's class
         # that the purified model follows, so a clean result costs one extra recovery.
-        target = info.get("recovery_dominant_class")
+        target = info.get("estimated_target", info.get("recovery_dominant_class"))
         for r in range(1, self.rounds if self.trigger_source == "recover" else 1):
             nxt, rinfo = self._purify(ctx, student, graphs, labels, r, target)
             later.append({k: rinfo.get(k) for k in _ROUND_KEYS if k in rinfo})
@@ -300,28 +315,12 @@ class GCleaner(PluginBase):
             plans = [("least", size) for size in sizes]
             if self.position_fallback == "most" and scores is not None:
                 plans += [("most", size) for size in sizes]
-            best = None
-            tried = {}
-            for where, size in plans:
-                rng = np.random.default_rng(sub_seed("positions"))
-                pos = select_positions(
-                    model, graphs, labels, size, None, rng, device,
-                    scores=scores if where == "least" else [-x for x in scores])
-                rec = recover_trigger(
-                    model, graphs, pos, size, threshold=self.threshold,
-                    epochs=self.recovery_epochs, lr=self.recovery_lr,
-                    batch_size=self.recovery_batch, hidden=self.generator_hidden,
-                    feature_act=self._feature_act(ctx), seed=sub_seed("gen"),
-                    center=self.embed_center, device=device, progress=ctx.progress)
-                trig = rec.apply(graphs, pos)
-                r = recovery_asr(model, trig, labels, device)
-                rate = r["recovery_asr"] if r["recovery_asr"] == r["recovery_asr"] else 0.0
-                tried[size if where == "least" else f"{size}-most"] = rate
-                if best is None or rate > best[0] + 1e-9:
-                    best = (rate, size, pos, rec, trig, where, r)
-                if rate >= self.recovery_target:
-                    break
-            rate, n, positions, rec, triggered, where, found = best
+            if self.class_search == "per-class":
+                best, tried = self._search_classes(ctx, model, graphs, labels, scores, plans,
+                                                   sub_seed, info)
+            else:
+                best, tried = self._search(ctx, model, graphs, labels, scores, plans, sub_seed)
+            rate, n, positions, rec, triggered, where, found = best[:7]
             info["positions"] = where
             info.update(rec.info)
             info["recovered_trigger_size"] = n
@@ -333,7 +332,8 @@ class GCleaner(PluginBase):
                 if rate < self.recovery_target:
                     info["stopped"] = "below recovery_target"
                     return None, info
-                if target is not None and info["recovery_dominant_class"] != target:
+                found_class = info.get("estimated_target", info["recovery_dominant_class"])
+                if target is not None and found_class != target:
                     # A backdoor has one target class. A trigger towards another class, found
                     # only after unlearning, is a direction the unlearning itself opened;
                     # unlearning it pushes graphs back towards the backdoor's class.
@@ -369,6 +369,86 @@ class GCleaner(PluginBase):
             self.recovered_ = {"graphs": graphs, "labels": labels, "triggered": triggered,
                                "positions": positions}
         return student, info
+
+    def _search(self, ctx: DefenseContext, model, graphs: List, labels: torch.Tensor,
+                scores, plans: List, sub_seed, target_class: Optional[int] = None,
+                pred_clean: Optional[torch.Tensor] = None) -> tuple:
+        """Try the (positions, size) ``plans`` in order and keep the first recovered trigger
+        whose recovery rate reaches ``recovery_target`` (else the best). The rate is
+        :func:`recovery_asr`'s, or with ``target_class`` the :func:`flip_rate` towards it on
+        the graphs not predicted as it (``pred_clean``), the only ones the generator trains
+        on. Returns ``((rate, size, positions, recovered, triggered, where, found, plan),
+        tried)``."""
+        from dglcleaner.training import predict
+
+        device = ctx.device
+        train_index = None
+        tag: tuple = ()
+        if target_class is not None:
+            train_index = torch.nonzero(pred_clean != target_class).flatten().tolist()
+            tag = ("class", int(target_class))
+        best = None
+        tried: Dict[Any, float] = {}
+        for k, (where, size) in enumerate(plans):
+            rng = np.random.default_rng(sub_seed("positions"))
+            pos = select_positions(
+                model, graphs, labels, size, None, rng, device,
+                scores=scores if where == "least" else [-x for x in scores])
+            rec = recover_trigger(
+                model, graphs, pos, size, threshold=self.threshold,
+                epochs=self.recovery_epochs, lr=self.recovery_lr,
+                batch_size=self.recovery_batch, hidden=self.generator_hidden,
+                feature_act=self._feature_act(ctx), seed=sub_seed("gen", *tag),
+                center=self.embed_center, target_class=target_class,
+                class_weight=self.class_weight, train_index=train_index, device=device,
+                progress=ctx.progress)
+            trig = rec.apply(graphs, pos)
+            found = recovery_asr(model, trig, labels, device)
+            if target_class is None:
+                rate = found["recovery_asr"]
+            else:
+                rate = flip_rate(pred_clean, predict(model, trig, device=device), target_class)
+            rate = rate if rate == rate else 0.0
+            tried[size if where == "least" else f"{size}-most"] = rate
+            if best is None or rate > best[0] + 1e-9:
+                best = (rate, size, pos, rec, trig, where, found, k)
+            if rate >= self.recovery_target:
+                break
+        return best, tried
+
+    def _search_classes(self, ctx: DefenseContext, model, graphs: List, labels: torch.Tensor,
+                        scores, plans: List, sub_seed, info: Dict[str, Any]) -> tuple:
+        """``class_search="per-class"`` (ours): one targeted recovery per class (Neural
+        Cleanse's per-label search) on the clean graphs the model does not already put in
+        that class; the estimated target is the class whose trigger reaches
+        ``recovery_target`` with the earliest plan (the smallest trigger), else the highest
+        flip rate. Classes with fewer than two such graphs are skipped."""
+        from dglcleaner.training import predict
+
+        pred_clean = predict(model, graphs, device=ctx.device)
+        per_class: Dict[str, Any] = {}
+        chosen = None
+        chosen_tried: Dict[Any, float] = {}
+        for c in range(int(model.num_classes)):
+            movable = int((pred_clean != c).sum())
+            if movable < 2:
+                per_class[str(c)] = {"skipped": f"{movable} graph(s) not predicted {c}"}
+                continue
+            best, tried = self._search(ctx, model, graphs, labels, scores, plans, sub_seed,
+                                       target_class=c, pred_clean=pred_clean)
+            per_class[str(c)] = {"flip_rate": best[0], "size": best[1], "positions": best[5],
+                                 "graphs": movable}
+            reached = best[0] >= self.recovery_target
+            rank = (reached, -best[7] if reached else 0, best[0])
+            if chosen is None or rank > chosen[0]:
+                chosen, chosen_tried = (rank, c, best), tried
+        if chosen is None:
+            raise ParameterError(
+                "gcleaner class_search=per-class: every class holds all but at most one clean "
+                "graph's prediction; raise --holding-ratio or use class_search=none")
+        info["class_search"] = per_class
+        info["estimated_target"] = chosen[1]
+        return chosen[2], chosen_tried
 
     # ---------------------------------------------------------------------------------------
     def _clean_data(self, ctx: DefenseContext, model) -> tuple:

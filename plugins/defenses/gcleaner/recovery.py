@@ -225,13 +225,18 @@ def recover_trigger(model: nn.Module, graphs: Sequence, positions: Sequence[np.n
                     *, threshold: float = 0.9, epochs: int = 20, lr: float = 0.01,
                     weight_decay: float = 5e-4, batch_size: int = 64, hidden: int = 64,
                     feature_act: str = "none", seed: int = 0, center: bool = True,
+                    target_class: Optional[int] = None, class_weight: float = 1.0,
+                    train_index: Optional[Sequence[int]] = None,
                     device: Optional[torch.device] = None,
                     progress: Optional[Callable[[str], None]] = None) -> RecoveredTrigger:
     """Train the trigger generator against a frozen copy of ``model`` (Eqs. 6-8).
 
     ``center``: measure the cosine around the clean graphs' mean embedding (see
-    ``GCleaner.embed_center``). Only graphs with at least ``n`` nodes take part. Returns the trained
-    :class:`RecoveredTrigger`; ``info`` holds the final loss and the time taken.
+    ``GCleaner.embed_center``). Only graphs with at least ``n`` nodes take part, and of those
+    only ``train_index`` when given. ``target_class`` (ours, GCleaner's ``class_search``) adds
+    ``class_weight`` times the cross-entropy of the triggered graphs' logits towards that class,
+    Neural Cleanse's targeted objective. Returns the trained :class:`RecoveredTrigger`; ``info``
+    holds the final loss and the time taken.
     """
     start = time.perf_counter()
     device = device or next(model.parameters()).device
@@ -242,7 +247,9 @@ def recover_trigger(model: nn.Module, graphs: Sequence, positions: Sequence[np.n
     in_dim = graphs[0].ndata["feat"].shape[1]
     gen = TriggerGenerator(in_dim, n, hidden, feature_act).to(device)
     opt = torch.optim.Adam(gen.parameters(), lr=lr, weight_decay=weight_decay)
-    usable = [i for i, p in enumerate(positions) if len(p) >= n]
+    allowed = set(range(len(positions))) if train_index is None else set(int(i) for i in
+                                                                         train_index)
+    usable = [i for i, p in enumerate(positions) if len(p) >= n and i in allowed]
     mu = None
     if center:
         # Cosine around the clean centroid: a model whose readouts all point one way (clean
@@ -269,7 +276,11 @@ def recover_trigger(model: nn.Module, graphs: Sequence, positions: Sequence[np.n
             sel = _global_sel(bg, [positions[i] for i in idx])
             xt, at = gen(feat[sel])
             tg, tfeat, ew = montage_batch(bg, feat, sel, xt, at, feature_act == "degree")
-            loss = pairwise_hinge(frozen.embed(tg, tfeat, ew), threshold, mu)
+            out = frozen.forward_full(tg, tfeat, ew)
+            loss = pairwise_hinge(out.graph_emb, threshold, mu)
+            if target_class is not None and class_weight > 0:
+                want = torch.full((len(idx),), int(target_class), device=device)
+                loss = loss + class_weight * F.cross_entropy(out.logits, want)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -299,3 +310,12 @@ def recovery_asr(model: nn.Module, triggered: Sequence, labels: torch.Tensor,
     others = labels != dominant
     rate = float((pred[others] == dominant).float().mean()) if bool(others.any()) else float("nan")
     return {"recovery_asr": rate, "recovery_dominant_class": dominant}
+
+
+def flip_rate(pred_clean: torch.Tensor, pred_triggered: torch.Tensor, target: int) -> float:
+    """The fraction of graphs *not* predicted ``target`` on their clean version that the
+    trigger sends to ``target`` (NaN when every clean graph is already predicted ``target``)."""
+    moved = torch.as_tensor(pred_clean) != int(target)
+    if not bool(moved.any()):
+        return float("nan")
+    return float((torch.as_tensor(pred_triggered)[moved] == int(target)).float().mean())
