@@ -6,7 +6,10 @@ table (mean ± std over seeds, the paper's numbers beside ours), how many seeds 
 the runs still missing, failed runs with their errors, and the machine, versions and git
 commit the runs were made on (all taken from the store rows, not from this machine). Then
 writes ``<out>/index.md`` listing every grid (those without runs as "not run yet") and the
-other pages already in ``<out>``::
+other pages already in ``<out>``. Grids with a ``plot:`` section (curve, bars, confusion) also
+get their figure, ``<figures>/<config>.png`` (default: ``figures`` beside ``<out>``), embedded in the page; a
+curve whose swept axis has fewer than two values in the store is not drawn (one point per
+line says nothing), nor is t-SNE (it trains models; ``dglcleaner plot tsne``)::
 
     python benchmarks/results_pages.py --db results/dglcleaner.sqlite            # docs/results
     python benchmarks/results_pages.py --db /tmp/s.sqlite --out /tmp/pages --configs my/grids
@@ -26,6 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "benchmarks" / "configs"
 OUT = ROOT / "docs" / "results"
+FIGURES = ROOT / "docs" / "figures"
 INDEX = "index.md"
 
 
@@ -56,8 +60,26 @@ def _order(path: Path):
     return (0 if m.group(1) == "table" else 1, int(m.group(2)), path.stem)
 
 
-def grid_page(grid, rows: Sequence[Any], config_path: Path, db_label: str) -> str:
-    """Markdown page of one grid from its stored ``rows`` (all stored rows may be passed)."""
+def grid_figure(grid, chosen: Sequence[Any], path: Path) -> Optional[str]:
+    """Draw ``grid``'s figure from its stored rows (``chosen``, labelled with its axes) to
+    ``path``; ``None`` when it has no drawable plot or too few x values to draw a curve."""
+    from dglcleaner.experiments import plots
+
+    spec = dict(grid.plot)
+    kind = spec.get("kind")
+    if kind not in ("curve", "bars", "confusion"):
+        return None
+    ok = [r for r in chosen if r.status == "ok"]
+    if not ok or (kind == "curve" and len({repr(r.axes.get(spec.get("x"))) for r in ok}) < 2):
+        return None
+    return plots.plot_grid(kind, chosen, spec, path,
+                           title=grid.doc.get("description") or grid.name)
+
+
+def grid_page(grid, rows: Sequence[Any], config_path: Path, db_label: str,
+              figure: Optional[str] = None) -> str:
+    """Markdown page of one grid from its stored ``rows`` (all stored rows may be passed);
+    ``figure``: a path relative to the page to embed."""
     from dglcleaner.experiments.report import grid_rows, grid_table, to_markdown
 
     chosen, missing = grid_rows(grid, rows)
@@ -86,6 +108,8 @@ def grid_page(grid, rows: Sequence[Any], config_path: Path, db_label: str) -> st
     body = to_markdown(table)
     body = body.split("\n", 2)[2] if body.startswith("### ") else body  # title is the H1
     lines += ["", body]
+    if figure:
+        lines += ["", f"![{_esc(title)}]({figure})"]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -114,18 +138,25 @@ def index_page(entries: List[Dict[str, Any]], others: Sequence[str], db_label: s
 
 
 def write_pages(db: str, out: Path = OUT, configs: Path = CONFIGS,
-                db_label: Optional[str] = None) -> Dict[str, Any]:
-    """Write the pages; return ``{"written": [...], "not_run": [...], "errors": {...}}``."""
+                db_label: Optional[str] = None,
+                figures: Optional[Path] = FIGURES) -> Dict[str, Any]:
+    """Write the pages (and figures to ``figures``, ``None``: none; the default is the
+    ``figures`` folder beside ``out``); return
+    ``{"written": [...], "not_run": [...], "errors": {...}, "figures": [...]}``."""
+    import os
+
     from dglcleaner.experiments.config import load_grid
     from dglcleaner.experiments.report import grid_rows
     from dglcleaner.experiments.store import iter_rows
     from dglcleaner.io_utils import atomic_write_bytes
 
     rows = list(iter_rows(db))
+    if figures is FIGURES:
+        figures = Path(out).parent / "figures"
     db_label = db_label or Path(db).name
     out.mkdir(parents=True, exist_ok=True)
     entries: List[Dict[str, Any]] = []
-    summary: Dict[str, Any] = {"written": [], "not_run": [], "errors": {}}
+    summary: Dict[str, Any] = {"written": [], "not_run": [], "errors": {}, "figures": []}
     paths = sorted((p for p in configs.iterdir() if p.suffix in (".yaml", ".yml", ".toml")),
                    key=_order)
     for path in paths:
@@ -144,8 +175,14 @@ def write_pages(db: str, out: Path = OUT, configs: Path = CONFIGS,
         if not chosen:
             summary["not_run"].append(path.stem)
             continue
+        rel = None
+        if figures is not None:
+            fig = grid_figure(grid, chosen, figures / f"{path.stem}.png")
+            if fig:
+                summary["figures"].append(fig)
+                rel = Path(os.path.relpath(fig, out)).as_posix()
         atomic_write_bytes(out / f"{path.stem}.md",
-                           grid_page(grid, chosen, path, db_label).encode())
+                           grid_page(grid, chosen, path, db_label, rel).encode())
         summary["written"].append(path.stem)
     generated = {f"{s}.md" for s in summary["written"]} | {INDEX}
     others = sorted(p.name for p in out.glob("*.md") if p.name not in generated)
@@ -161,16 +198,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help=f"folder of grid files (default {_rel(CONFIGS)})")
     ap.add_argument("--db-label", default=None,
                     help="how the pages name the store (default: its file name)")
+    ap.add_argument("--figures", type=Path, default=FIGURES,
+                    help="folder for the grids' figures (default: figures beside --out)")
+    ap.add_argument("--no-figures", action="store_true", help="write no figures")
     args = ap.parse_args(argv)
     from dglcleaner.errors import UserError
 
     try:
-        s = write_pages(args.db, args.out, args.configs, args.db_label)
+        s = write_pages(args.db, args.out, args.configs, args.db_label,
+                        None if args.no_figures else args.figures)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{len(s['written'])} page(s) written to {args.out}: {', '.join(s['written']) or '-'}; "
-          f"not run yet: {', '.join(s['not_run']) or '-'}", file=sys.stderr)
+          f"not run yet: {', '.join(s['not_run']) or '-'}; {len(s['figures'])} figure(s)",
+          file=sys.stderr)
     for stem, err in s["errors"].items():
         print(f"config error in {stem}: {err}", file=sys.stderr)
     return 1 if s["errors"] else 0

@@ -273,27 +273,23 @@ def plot_cmd(kind: str, db: str, config: Optional[str], overrides: Tuple[str, ..
             raise UserError("plot tsne needs --config (the runs whose embeddings to show)")
         path = _plot_tsne(grid, out, device, data_dir, title)
     else:
-        if grid is not None:
-            from ..experiments.store import iter_rows
-
-            wanted = {s.key for s in grid.runs}
-            rows = [r for r in iter_rows(db) if r.key in wanted]
-        else:
-            from ..experiments.store import iter_rows
-
-            rows = list(iter_rows(db))
-        common = {k: spec[k] for k in ("hue", "panel", "metrics", "group") if k in spec}
-        if kind == "curve":
-            if not spec.get("x"):
-                raise UserError("plot curve needs --x AXIS (or `plot: {x: ...}` in the config)")
-            path = plots.plot_curves(rows, spec["x"], out, title=title,
-                                     xlabel=spec.get("xlabel") if not x else None, **common)
-        elif kind == "bars":
-            path = plots.plot_bars(rows, out, x=spec.get("x", "model"), title=title, **common)
-        else:
-            path = plots.plot_confusion(rows, out, panel=spec.get("panel") or "defense",
-                                        title=title)
+        path = plots.plot_grid(kind, plot_rows(db, grid), spec, out, title=title,
+                               xlabel_given=bool(x))
     click.echo(f"figure written to {path}", err=True)
+
+
+def plot_rows(db: str, grid=None) -> list:
+    """The stored rows to plot: all of ``db``, or ``grid``'s runs labelled with *its* axes (a
+    run stored by another grid with the same configuration counts, as in ``report``; its
+    own axes may lack the one swept here, e.g. Fig. 6's injection ratio on Table 3's runs)."""
+    from ..experiments.store import iter_rows
+
+    rows = list(iter_rows(db))
+    if grid is None:
+        return rows
+    from ..experiments.report import grid_rows
+
+    return grid_rows(grid, rows)[0]
 
 
 def _plot_tsne(grid, out: str, device: str, data_dir: Optional[str], title: str) -> str:

@@ -96,6 +96,26 @@ def _finish(fig, axs, out: str | Path, title: str) -> str:
     return _save(fig, out)
 
 
+def plot_grid(kind: str, rows: Sequence[RunRow], spec: Dict[str, Any], out: str | Path,
+              title: str = "", xlabel_given: bool = False) -> str:
+    """Draw a grid's stored ``rows`` as ``kind`` (curve, bars or confusion) following its
+    ``plot:`` section ``spec`` (x, hue, panel, metrics, group, xlabel); the CLI's ``plot`` and
+    ``benchmarks/results_pages.py`` both draw through here."""
+    common = {k: spec[k] for k in ("hue", "panel", "metrics", "group") if k in spec}
+    if common.get("panel") == "":
+        common["panel"] = None
+    if kind == "curve":
+        if not spec.get("x"):
+            raise UserError("plot curve needs --x AXIS (or `plot: {x: ...}` in the config)")
+        return plot_curves(rows, spec["x"], out, title=title,
+                           xlabel=None if xlabel_given else spec.get("xlabel"), **common)
+    if kind == "bars":
+        return plot_bars(rows, out, x=spec.get("x", "model"), title=title, **common)
+    if kind == "confusion":
+        return plot_confusion(rows, out, panel=spec.get("panel") or "defense", title=title)
+    raise UserError(f"unknown plot kind {kind!r}; valid: curve, bars, confusion, tsne")
+
+
 def plot_curves(rows: Sequence[RunRow], x: str, out: str | Path, *, hue: str = "defense",
                 panel: Optional[str] = "attack", metrics: Sequence[str] = ("asr", "acc"),
                 group: str = "defended", title: str = "", xlabel: Optional[str] = None) -> str:

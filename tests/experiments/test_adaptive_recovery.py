@@ -202,3 +202,18 @@ def test_recovery_metrics_problem_does_not_fail_the_run(tmp_path, monkeypatch):
     run_grid(g2, str(tmp_path / "r2.sqlite"), device="cpu")
     (row2,) = rows_of(tmp_path / "r2.sqlite")
     assert row2.status == "ok" and "recovery_error" not in row2.record
+
+
+def test_plot_rows_carry_the_plotted_grids_axes(store):
+    """Runs stored by one grid are plotted under another grid's labels and axes."""
+    from dglcleaner.cli.run_cmd import plot_rows
+
+    grid, db, _ = store
+    other = load_grid(doc=doc(name="relabelled", attacks=[{"name": "sub-ba", "label": "SubBA"}],
+                              defenses=[{"name": "none", "label": "No defense"}, GC]))
+    rows = plot_rows(db, other)
+    assert len(rows) == len(other.runs) == 4
+    assert {r.axes["defense"] for r in rows} == {"No defense", "GCleaner"}
+    assert {r.axes["attack"] for r in rows} == {"SubBA"}
+    assert {r.axes["adaptive_alpha"] for r in rows} == {0.0, 2.0}
+    assert len(plot_rows(db)) == len(rows_of(db))

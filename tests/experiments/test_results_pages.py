@@ -134,3 +134,29 @@ def test_runs_stored_by_another_grid_take_this_grids_axes(tmp_path):
     assert all("injection_ratio" in r.axes for r in chosen)
     table = grid_table(b, rows)  # raised "not an axis of these runs" before
     assert table is not None
+
+
+def test_figures_drawn_for_swept_curves_only(tmp_path):
+    pytest.importorskip("matplotlib")
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    swept = dict(GRID, name="swept", seeds=1, sweep={"injection_ratio": [0.05, 0.1]})
+    (configs / "fig6_swept.yaml").write_text(yaml.safe_dump(swept))
+    (configs / "fig7_flat.yaml").write_text(yaml.safe_dump(dict(GRID, name="flat", seeds=1)))
+    db = tmp_path / "s.sqlite"
+    with Store(db) as st:
+        for name in ("fig6_swept", "fig7_flat"):
+            for spec in load_grid(configs / f"{name}.yaml").runs:
+                st.put(key=spec.key, grid=spec.grid, seed=spec.seed, axes=spec.axes,
+                       config=spec.config, status="ok",
+                       record={"defended": {"asr": 50.0, "acc": 90.0}})
+    out = tmp_path / "docs" / "results"
+    summary = _module().write_pages(str(db), out, configs)
+    figs = tmp_path / "docs" / "figures"
+    assert [Path(f).name for f in summary["figures"]] == ["fig6_swept.png"]
+    assert (figs / "fig6_swept.png").stat().st_size > 1000
+    assert not (figs / "fig7_flat.png").exists()  # one x value: no curve to draw
+    assert "![Mini table (synthetic)](../figures/fig6_swept.png)" in (
+        out / "fig6_swept.md").read_text()
+    assert "![" not in (out / "fig7_flat.md").read_text()
+    assert _module().write_pages(str(db), out, configs, figures=None)["figures"] == []
