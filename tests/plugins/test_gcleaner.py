@@ -330,6 +330,7 @@ def test_per_class_search_estimates_the_target_and_default_is_unchanged(syntheti
     assert rates[1] >= 0.9 > rates.get(0, 0.0)
     again = run.run_defense("gcleaner", params)
     assert again.info["class_search"] == per
+    assert all(v["n_search"] for v in per.values() if "flip_rate" in v)
     assert all(torch.equal(a, b) for a, b in zip(_sd(res.model).values(),
                                                  _sd(again.model).values()))
     plain = run.run_defense("gcleaner", dict(FAST))

@@ -437,7 +437,8 @@ class GCleaner(PluginBase):
             best, tried = self._search(ctx, model, graphs, labels, scores, plans, sub_seed,
                                        target_class=c, pred_clean=pred_clean)
             per_class[str(c)] = {"flip_rate": best[0], "size": best[1], "positions": best[5],
-                                 "graphs": movable}
+                                 "graphs": movable,
+                                 "n_search": {str(k): v for k, v in tried.items()}}
             reached = best[0] >= self.recovery_target
             rank = (reached, -best[7] if reached else 0, best[0])
             if chosen is None or rank > chosen[0]:
