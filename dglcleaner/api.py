@@ -287,7 +287,12 @@ class Explainer(PluginMeta, Protocol):
     ) -> "torch.Tensor":
         """Return a 1-D tensor with one non-negative score per node of the (batched) ``graph``;
         higher means more important for predicting ``target`` (one class per graph; default:
-        the model's prediction). The model is put in eval mode and is not modified."""
+        the model's prediction). The model is put in eval mode and is not modified.
+
+        Optional: ``heat_map(model, graph, feat, target)`` with the same output kept
+        differentiable in the model's parameters (and ``differentiable = True``) lets GCleaner
+        train on this explainer's heat maps (Table 6); without it the heat-map term is a
+        constant."""
 
 
 PROTOCOLS = {"attack": Attack, "defense": Defense, "explainer": Explainer}

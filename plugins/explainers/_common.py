@@ -186,6 +186,30 @@ class ExplainerBase(PluginBase):
     def _explain(self, model, graph, feat, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    #: Whether :meth:`heat_map` reaches the model's parameters (gradient-based explainers).
+    #: Mask-optimising or search explainers (GNNExplainer, PGExplainer, SubgraphX) do not.
+    differentiable = False
+
+    def heat_map(self, model: torch.nn.Module, graph: "dgl.DGLGraph", feat: torch.Tensor,
+                 target: Target = None) -> torch.Tensor:
+        """Per-node scores to use *as a training loss* (GCleaner's heat-map term, Table 6).
+
+        For a ``differentiable`` explainer the scores keep their autograd graph back to the
+        model's parameters (second-order gradients, ``create_graph=True``), and the model's
+        train/eval flag and ``requires_grad`` flags are left as the caller set them. For the
+        others this is :meth:`node_importance`: a constant, which trains nothing."""
+        if not self.differentiable:
+            return self.node_importance(model, graph, feat, target)
+        if graph.num_nodes() == 0:
+            return torch.zeros(0, device=feat.device)
+        tgt = resolve_target(model, graph, feat.detach(), target)
+        with torch.enable_grad():
+            scores = self._heat(model, graph, feat.detach(), tgt)
+        return scores.reshape(-1)
+
+    def _heat(self, model, graph, feat, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
 
 def resolve_target(model: torch.nn.Module, g: "dgl.DGLGraph", feat: torch.Tensor,
                    target: Target) -> torch.Tensor:

@@ -13,7 +13,9 @@ explainer's forward pass only; no module or global function is patched. Other no
 (GAT's LeakyReLU inside attention scores) keep their ordinary gradients.
 
 Node score (Pope et al.'s gradient saliency): the L2 norm over features of the positive part of
-the guided gradient, ``|| relu(dy^c/dX_n) ||_2``.
+the guided gradient, ``|| relu(dy^c/dX_n) ||_2``. As GCleaner's heat-map source (``heat_map``)
+the guided gradient is kept differentiable in the model's parameters (second-order gradients
+through the guided rule), so the heat-map loss trains the model.
 
 Parameters: none.
 
@@ -73,13 +75,14 @@ class _GuidedMode(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def guided_gradients(model, graph, feat, target) -> torch.Tensor:
-    """Guided-backprop gradient of the target logits w.r.t. the node features."""
+def guided_gradients(model, graph, feat, target, create_graph: bool = False) -> torch.Tensor:
+    """Guided-backprop gradient of the target logits w.r.t. the node features;
+    ``create_graph``: keep it differentiable in the model's parameters."""
     x = feat.clone().requires_grad_(True)
     rows = torch.arange(graph.batch_size, device=feat.device)
     with _GuidedMode():
         logits = model(graph, x)
-    return torch.autograd.grad(logits[rows, target].sum(), x)[0]
+    return torch.autograd.grad(logits[rows, target].sum(), x, create_graph=create_graph)[0]
 
 
 class GuidedBackprop(ExplainerBase):
@@ -91,7 +94,15 @@ class GuidedBackprop(ExplainerBase):
              "ICLR-W 2015; Pope et al. CVPR 2019")
     params = ()
 
+    differentiable = True
+
     def _explain(self, model, graph, feat, target):
         with torch.enable_grad():
             grad = guided_gradients(model, graph, feat, target)
         return grad.clamp(min=0).norm(dim=1)
+
+    def _heat(self, model, graph, feat, target):
+        pos = guided_gradients(model, graph, feat, target, create_graph=True).clamp(min=0)
+        # sqrt with an epsilon: the norm's gradient is undefined at the all-zero rows that the
+        # positive part often leaves.
+        return torch.sqrt((pos ** 2).sum(dim=1) + 1e-12)

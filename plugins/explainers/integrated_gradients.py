@@ -12,6 +12,9 @@ or only its positive part with ``signed=true`` (evidence *for* the target).
 With one-hot degree features only a node's active feature differs from the zero baseline, so a
 node's score is the attribution of its one feature.
 
+As GCleaner's heat-map source (``heat_map``) the attributions are kept differentiable in the
+model's parameters (second-order gradients), so the heat-map loss trains the model.
+
 Parameters
 ----------
 steps : int, default 50, in [1, 1000]
@@ -31,14 +34,16 @@ from dglcleaner.params import Param
 from ._common import ExplainerBase
 
 
-def integrated_gradients(model, graph, feat, target, steps: int) -> torch.Tensor:
-    """Per-feature IG attributions ``(num_nodes, dim)`` with a zero baseline."""
+def integrated_gradients(model, graph, feat, target, steps: int,
+                         create_graph: bool = False) -> torch.Tensor:
+    """Per-feature IG attributions ``(num_nodes, dim)`` with a zero baseline;
+    ``create_graph``: keep them differentiable in the model's parameters."""
     rows = torch.arange(graph.batch_size, device=feat.device)
     total = torch.zeros_like(feat)
     for i in range(steps):
         x = (feat * ((i + 0.5) / steps)).requires_grad_(True)
         score = model(graph, x)[rows, target].sum()  # one backward serves every graph
-        total += torch.autograd.grad(score, x)[0]
+        total = total + torch.autograd.grad(score, x, create_graph=create_graph)[0]
     return feat * total / steps
 
 
@@ -54,7 +59,16 @@ class IntegratedGradients(ExplainerBase):
         Param("signed", bool, False, "keep only positive evidence instead of the magnitude"),
     )
 
+    differentiable = True
+
     def _explain(self, model, graph, feat, target):
         with torch.enable_grad():
-            attr = integrated_gradients(model, graph, feat, target, self.steps).sum(dim=1)
+            return self._scores(integrated_gradients(model, graph, feat, target, self.steps))
+
+    def _heat(self, model, graph, feat, target):
+        return self._scores(integrated_gradients(model, graph, feat, target, self.steps,
+                                                 create_graph=True))
+
+    def _scores(self, attr: torch.Tensor) -> torch.Tensor:
+        attr = attr.sum(dim=1)
         return attr.clamp(min=0) if self.signed else attr.abs()

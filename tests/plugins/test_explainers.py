@@ -239,3 +239,29 @@ def test_planted_clique_nodes_rank_high(name, kw, planted):
     chance = _precision_at_k("random", model, trig)
     prec = _precision_at_k(name, model, trig, **kw)
     assert prec >= 0.6 and prec > chance + 0.25, (name, prec, chance)
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_heat_map_trains_the_model_only_for_gradient_explainers(name, small):
+    """heat_map (GCleaner's Table 6 loss source): IG and guided backprop keep the autograd
+    graph to the parameters and equal node_importance in value; the others are constants."""
+    model, graphs = small
+    bg = dgl.batch(graphs)
+    exp = get_explainer(name, **FAST[name])
+    target = torch.tensor([0, 1, 1])
+    flags = [p.requires_grad for p in model.parameters()]
+    heat = exp.heat_map(model, bg, bg.ndata["feat"], target)
+    assert [p.requires_grad for p in model.parameters()] == flags and not model.training
+    assert heat.shape == (bg.num_nodes(),)
+    if name not in ("ig", "guided-bp"):
+        assert not exp.differentiable and not heat.requires_grad
+        return
+    assert exp.differentiable and heat.requires_grad
+    ref = exp.node_importance(model, bg, bg.ndata["feat"], target)
+    assert torch.allclose(heat.detach(), ref, atol=1e-5)
+    model.zero_grad()
+    (heat ** 2).sum().backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+    assert all(torch.isfinite(g).all() for g in grads)
+    model.zero_grad()

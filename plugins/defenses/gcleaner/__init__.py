@@ -73,8 +73,9 @@ feature_act : "auto" (default: softmax for one-hot features, none = free for att
     "none" | "relu" | "sigmoid" | "softmax" | "degree" (degree one-hot inputs only: trigger rows
     are the one-hot of the node's new degree, straight-through; measured worse, see docs).
 heatmap : "gradcam" (default: ours, differentiable) | "none" | "gnnexplainer" | "ig" |
-    "guided-bp" (explainer plugins; their loss term has gradient only if the plugin's output
-    does, reported as ``heatmap_differentiable``).
+    "guided-bp" (explainer plugins' ``heat_map``; the term has gradient only if that output
+    does, reported as ``heatmap_differentiable``: IG and guided-bp yes, by second-order
+    gradients; gnnexplainer no, so it trains like ``none``).
 heat_layers : "all" (default) | "last"; heat_grad : "full" (default) | "detach-alpha" | "none";
 heat_norm : "none" (default) | "minmax".
 use_l1, use_l2, use_explain : bool, default true (Table 9 switches).

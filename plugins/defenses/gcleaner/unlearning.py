@@ -193,11 +193,13 @@ def _explain_loss(student, out_c, out_t, bg, bt, y, cfg: UnlearnConfig, explaine
             total = total + (torch.sqrt((d ** 2).sum()) if cfg.distance == "frobenius"
                              else d.mean())
         return total
-    # Another explainer as the heat-map source (Table 6): its node importance per graph. It is
-    # differentiable only if the plugin returns a tensor that carries a graph.
+    # Another explainer as the heat-map source (Table 6): its per-node scores per graph. They
+    # train the student only from an explainer whose heat_map keeps the autograd graph
+    # (gradient-based: IG, guided backprop); for the others the term is a constant.
     was = student.training
-    ic = explainer.node_importance(student, bg, bg.ndata["feat"], y)
-    it = explainer.node_importance(student, bt, bt.ndata["feat"], y)
+    heat = getattr(explainer, "heat_map", None) or explainer.node_importance
+    ic = heat(student, bg, bg.ndata["feat"], y)
+    it = heat(student, bt, bt.ndata["feat"], y)
     student.train(was)
     return per_graph_l2(it.to(bnn.device).float(), ic.to(bnn.device).float(), bnn).mean()
 
