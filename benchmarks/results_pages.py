@@ -147,6 +147,7 @@ def write_pages(db: str, out: Path = OUT, configs: Path = CONFIGS,
 
     from dglcleaner.experiments.config import load_grid
     from dglcleaner.experiments.report import grid_rows
+    from dglcleaner.errors import UserError
     from dglcleaner.experiments.store import iter_rows
     from dglcleaner.io_utils import atomic_write_bytes
 
@@ -156,7 +157,8 @@ def write_pages(db: str, out: Path = OUT, configs: Path = CONFIGS,
     db_label = db_label or Path(db).name
     out.mkdir(parents=True, exist_ok=True)
     entries: List[Dict[str, Any]] = []
-    summary: Dict[str, Any] = {"written": [], "not_run": [], "errors": {}, "figures": []}
+    summary: Dict[str, Any] = {"written": [], "not_run": [], "errors": {}, "figures": [],
+                               "figure_errors": {}}
     paths = sorted((p for p in configs.iterdir() if p.suffix in (".yaml", ".yml", ".toml")),
                    key=_order)
     for path in paths:
@@ -177,7 +179,11 @@ def write_pages(db: str, out: Path = OUT, configs: Path = CONFIGS,
             continue
         rel = None
         if figures is not None:
-            fig = grid_figure(grid, chosen, figures / f"{path.stem}.png")
+            try:
+                fig = grid_figure(grid, chosen, figures / f"{path.stem}.png")
+            except UserError as exc:  # e.g. runs without confusion matrices: page, no figure
+                summary["figure_errors"][path.stem] = str(exc)
+                fig = None
             if fig:
                 summary["figures"].append(fig)
                 rel = Path(os.path.relpath(fig, out)).as_posix()
@@ -215,6 +221,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           file=sys.stderr)
     for stem, err in s["errors"].items():
         print(f"config error in {stem}: {err}", file=sys.stderr)
+    for stem, err in s["figure_errors"].items():
+        print(f"no figure for {stem}: {err}", file=sys.stderr)
     return 1 if s["errors"] else 0
 
 

@@ -46,3 +46,37 @@ def test_mkdocs_build_strict(tmp_path) -> None:
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "site" / "plugins" / "sub-ba" / "index.html").exists()
+
+
+def _documented_commands():
+    """``dglcleaner <command> ...`` invocations in the README and docs/ (one per line or
+    backtick span), as (file, command, options used)."""
+    import re
+
+    files = [ROOT / "README.md", ROOT / "benchmarks" / "README.md"]
+    files += sorted((ROOT / "docs").glob("*.md"))
+    found = []
+    for path in files:
+        for line in path.read_text().splitlines():
+            for span in re.split(r"`", line):
+                for m in re.finditer(r"(?<![\w/.-])dglcleaner ([a-z][a-z-]+)((?: +\S+)*)", span):
+                    opts = re.findall(r"(?<!\S)(--[a-z][a-z-]*)", m.group(2))
+                    found.append((path.name, m.group(1), opts))
+    return found
+
+
+def test_documented_cli_commands_use_real_options() -> None:
+    """Every option shown with a ``dglcleaner`` command in the docs exists on that command
+    (a doc once showed ``defend --param``, which is ``--defense-param``)."""
+    from dglcleaner.cli.main import main
+
+    found = _documented_commands()
+    assert len(found) > 20
+    bad = []
+    for name, cmd, opts in found:
+        command = main.commands.get(cmd)
+        if command is None:
+            continue  # prose such as "dglcleaner lets ..." is not a command
+        valid = {o for p in command.params for o in getattr(p, "opts", [])} | {"--help"}
+        bad += [f"{name}: dglcleaner {cmd} {o}" for o in opts if o not in valid]
+    assert not bad, "\n".join(bad)

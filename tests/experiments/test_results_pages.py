@@ -143,9 +143,11 @@ def test_figures_drawn_for_swept_curves_only(tmp_path):
     swept = dict(GRID, name="swept", seeds=1, sweep={"injection_ratio": [0.05, 0.1]})
     (configs / "fig6_swept.yaml").write_text(yaml.safe_dump(swept))
     (configs / "fig7_flat.yaml").write_text(yaml.safe_dump(dict(GRID, name="flat", seeds=1)))
+    (configs / "fig8_conf.yaml").write_text(yaml.safe_dump(dict(GRID, name="conf", seeds=1,
+                                                                plot={"kind": "confusion"})))
     db = tmp_path / "s.sqlite"
     with Store(db) as st:
-        for name in ("fig6_swept", "fig7_flat"):
+        for name in ("fig6_swept", "fig7_flat", "fig8_conf"):
             for spec in load_grid(configs / f"{name}.yaml").runs:
                 st.put(key=spec.key, grid=spec.grid, seed=spec.seed, axes=spec.axes,
                        config=spec.config, status="ok",
@@ -159,4 +161,7 @@ def test_figures_drawn_for_swept_curves_only(tmp_path):
     assert "![Mini table (synthetic)](../figures/fig6_swept.png)" in (
         out / "fig6_swept.md").read_text()
     assert "![" not in (out / "fig7_flat.md").read_text()
+    # runs without confusion matrices: the page is written, the figure is skipped with a reason
+    assert "confusion" in summary["figure_errors"]["fig8_conf"]
+    assert "![" not in (out / "fig8_conf.md").read_text()
     assert _module().write_pages(str(db), out, configs, figures=None)["figures"] == []

@@ -23,8 +23,8 @@ Algorithm
    of the per-graph Grad-CAM heat-map distance (differentiable); sg = stop-gradient
    (``l1_detach_clean``, ours).
 
-Parameters (all are ``--param name=value``)
--------------------------------------------
+Parameters (all are ``--defense-param name=value`` on ``defend``)
+-----------------------------------------------------------------
 trigger_source : "recover" (default) | "oracle" (the attacker's true trigger; evaluator oracle,
     the released code's behaviour; only under ``defend`` with an attack).
 explainer : "gnnexplainer" (default) | "random" | "pgexplainer" | "subgraphx" | "gradcam".
