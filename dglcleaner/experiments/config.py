@@ -14,7 +14,8 @@ A grid file names the axes; every combination becomes one run (one seed of one d
     # an attack or defense entry may carry its own `sweep:` over its plugin parameters
     record: {confusion: true}            # extra per-run data (confusion matrices, Fig. 5);
                                          # recovery: false turns off the recovered-trigger
-                                         # metrics (Table 4; on by default, cheap)
+                                         # metrics (Table 4; on by default, cheap); options
+                                         # set true are part of the run key
     report: {rows: [dataset, attack], columns: defense, metrics: [asr, acc]}
     plot: {kind: curve, x: injection_ratio, hue: defense}
     paper:
@@ -337,6 +338,9 @@ def expand(doc: Mapping[str, Any], grid_name: str = "grid") -> List[RunSpec]:
     seeds = _seeds(doc)
     global_points = _sweep_points(doc.get("sweep"), "top-level")
     _check_names(datasets, models, attacks, defenses)
+    # Extra per-run data (record: {confusion: true}) is part of the run's key: a run stored
+    # without it (say by Table 3, same configuration) must not count as this grid's run.
+    extra = {k: v for k, v in sorted((doc.get("record") or {}).items()) if v}
 
     runs: List[RunSpec] = []
     seen: Dict[str, RunSpec] = {}
@@ -347,6 +351,8 @@ def expand(doc: Mapping[str, Any], grid_name: str = "grid") -> List[RunSpec]:
                     for dpoint in _sweep_points(dfn.get("sweep"), f"defense {dfn['name']!r}"):
                         spec = _one_run(grid_name, base, ds, mdl, atk, dfn, point, apoint, dpoint,
                                         seed, run_fields, train_fields)
+                        if extra:
+                            spec.key = _hash({"run": spec.config, "record": extra})
                         if spec.key in seen:  # the same run listed twice: keep one
                             continue
                         seen[spec.key] = spec

@@ -66,6 +66,13 @@ def test_confusion_recorded(tmp_path):
     assert sum(map(sum, conf["defended"])) == n_eval
     correct = sum(conf["defended"][i][i] for i in range(len(conf["defended"])))
     assert abs(100.0 * correct / n_eval - row.record["defended"]["acc"]) < 1e-9
+    # the same configuration stored without confusion matrices (by another grid, e.g. Table 3
+    # for Fig. 5) is not taken for this grid's run: the record option is part of the key
+    plain = load_grid(doc=tiny_doc(defenses=["none"]))
+    assert [r.key for r in plain.runs] != [r.key for r in grid.runs]
+    assert [r.group_key for r in plain.runs] == [r.group_key for r in grid.runs]
+    off = load_grid(doc=tiny_doc(defenses=["none"], record={"confusion": False}))
+    assert [r.key for r in off.runs] == [r.key for r in plain.runs]
 
 
 @pytest.mark.parametrize("args, env, expected", [
