@@ -350,3 +350,18 @@ def test_gradient_explainer_heat_maps_train_the_student(synthetic_run):
                                                      _sd(gbp.model).values()))
     ig = run.run_defense("gcleaner", dict(FAST, heatmap="ig", epochs=2))
     assert ig.info["heatmap_differentiable"] is True
+
+
+def test_auxiliary_clean_data_is_pseudo_labelled_and_may_be_one_class(synthetic_run):
+    """Table 5: clean graphs of another dataset, labelled by the model's predictions; a model
+    that puts them all in one class still gets purified (only two graphs are required)."""
+    run = synthetic_run
+    res = run.run_defense("gcleaner", dict(FAST, aux_dataset="synthetic", aux_graphs=24))
+    assert res.info["clean_graphs"] == 24 and res.info["aux_classes"] >= 1
+    graphs, _ = run.data["holding"]
+    one = torch.zeros(len(graphs), dtype=torch.long)
+    GCleaner(aux_dataset="synthetic")._check_clean(graphs, one)  # no error
+    with pytest.raises(ParameterError, match="two classes"):
+        GCleaner()._check_clean(graphs, one)
+    with pytest.raises(ParameterError, match="two auxiliary graphs"):
+        GCleaner(aux_dataset="synthetic")._check_clean(graphs[:1], one[:1])

@@ -99,6 +99,10 @@ aux_dataset : str or None: clean graphs from another dataset instead of the hold
     ``$DGLCLEANER_DATA_DIR``), featurised with the run's featurizer, labelled with the
     suspicious model's predictions (their own labels mean nothing to this model).
 aux_graphs : int or None: how many auxiliary graphs (default: the holding set's size).
+    When the model predicts one class for all of them (AIDS's GIN on COLLAB), GCleaner still
+    runs (the paper reports Table 5): ``recovery_asr`` is then undefined (NaN), every size of
+    the n search is tried, and the accuracy guard cannot see a collapse to that class.
+    ``info["aux_classes"]`` says how many classes the pseudo-labels have.
 
 Known deviations: see docs/gcleaner.md (defaults chosen where the paper is silent: T, generator
 optimiser, teacher fine-tuning, eval-mode student, heat maps on the true label).
@@ -253,6 +257,8 @@ class GCleaner(PluginBase):
         graphs, labels = self._clean_data(ctx, model)
         self._check_clean(graphs, labels)
         student, info = self._purify(ctx, model, graphs, labels, 0)
+        if self.aux_dataset is not None:
+            info["aux_classes"] = self.aux_classes_
         info["rounds_run"] = 1
         later: List[Dict[str, Any]] = []
         # Rounds after the first (ours, off by default): GCleaner again on its own output. The
@@ -474,6 +480,7 @@ class GCleaner(PluginBase):
                 f"feature mode but the model expects {model.in_dim}; use degree_onehot features")
         # Their own labels mean nothing to this model: label them with its predictions.
         labels = predict(model, graphs, device=ctx.device)
+        self.aux_classes_ = int(torch.unique(labels).numel())
         return graphs, labels
 
     def _feature_act(self, ctx: DefenseContext) -> str:
@@ -489,6 +496,15 @@ class GCleaner(PluginBase):
 
     def _check_clean(self, graphs: List, labels: torch.Tensor) -> None:
         classes = torch.unique(labels).numel()
+        if self.aux_dataset is not None:
+            # Auxiliary graphs carry the model's own predictions as labels; a model may give
+            # another dataset's graphs one class (AIDS's GIN on COLLAB). The paper still
+            # reports Table 5, so run; recovery ASR is then undefined (no other class).
+            if len(graphs) < 2:
+                raise ParameterError(
+                    f"gcleaner needs at least two auxiliary graphs; got {len(graphs)}: raise "
+                    f"aux_graphs")
+            return
         if len(graphs) < 2 or classes < 2:
             raise ParameterError(
                 f"gcleaner needs a clean set with at least two classes; got {len(graphs)} graphs "
