@@ -145,9 +145,9 @@ def write_pages(db: str, out: Path = OUT, configs: Path = CONFIGS,
     ``{"written": [...], "not_run": [...], "errors": {...}, "figures": [...]}``."""
     import os
 
+    from dglcleaner.errors import UserError
     from dglcleaner.experiments.config import load_grid
     from dglcleaner.experiments.report import grid_rows
-    from dglcleaner.errors import UserError
     from dglcleaner.experiments.store import iter_rows
     from dglcleaner.io_utils import atomic_write_bytes
 

@@ -265,8 +265,6 @@ def plot_cmd(kind: str, db: str, config: Optional[str], overrides: Tuple[str, ..
     spec.update(opts)
     if metrics:
         spec["metrics"] = list(metrics)
-    if "panel" in spec and spec["panel"] == "":
-        spec["panel"] = None
     title = (grid.doc.get("description") if grid else "") or ""
     if kind == "tsne":
         if grid is None:

@@ -128,8 +128,8 @@ from dglcleaner.errors import ParameterError
 from dglcleaner.params import Param
 from dglcleaner.seeding import derive_seed
 
-from .recovery import (FEATURE_ACTS, flip_rate, node_scores, recover_trigger, recovery_asr,
-                       select_positions)
+from .recovery import (FEATURE_ACTS, dominant_rate, flip_rate, node_scores, recover_trigger,
+                       recovery_asr, select_positions)
 from .unlearning import UnlearnConfig, unlearn
 
 #: Per-round numbers kept in ``info["later_rounds"]`` when ``rounds > 1``.
@@ -258,7 +258,7 @@ class GCleaner(PluginBase):
         self._check_clean(graphs, labels)
         student, info = self._purify(ctx, model, graphs, labels, 0)
         if self.aux_dataset is not None:
-            info["aux_classes"] = self.aux_classes_
+            info["aux_classes"] = int(torch.unique(labels).numel())
         info["rounds_run"] = 1
         later: List[Dict[str, Any]] = []
         # Rounds after the first (ours, off by default): GCleaner again on its own output. The
@@ -379,12 +379,14 @@ class GCleaner(PluginBase):
 
     def _search(self, ctx: DefenseContext, model, graphs: List, labels: torch.Tensor,
                 scores, plans: List, sub_seed, target_class: Optional[int] = None,
-                pred_clean: Optional[torch.Tensor] = None) -> tuple:
+                pred_clean: Optional[torch.Tensor] = None,
+                positions: Optional[Dict[Any, List]] = None) -> tuple:
         """Try the (positions, size) ``plans`` in order and keep the first recovered trigger
         whose recovery rate reaches ``recovery_target`` (else the best). The rate is
         :func:`recovery_asr`'s, or with ``target_class`` the :func:`flip_rate` towards it on
         the graphs not predicted as it (``pred_clean``), the only ones the generator trains
-        on. Returns ``((rate, size, positions, recovered, triggered, where, found, plan),
+        on. ``positions`` caches each plan's positions across calls (they depend on the plan
+        only). Returns ``((rate, size, positions, recovered, triggered, where, found, plan),
         tried)``."""
         from dglcleaner.training import predict
 
@@ -396,11 +398,14 @@ class GCleaner(PluginBase):
             tag = ("class", int(target_class))
         best = None
         tried: Dict[Any, float] = {}
+        positions = {} if positions is None else positions
         for k, (where, size) in enumerate(plans):
-            rng = np.random.default_rng(sub_seed("positions"))
-            pos = select_positions(
-                model, graphs, labels, size, None, rng, device,
-                scores=scores if where == "least" else [-x for x in scores])
+            if (where, size) not in positions:
+                rng = np.random.default_rng(sub_seed("positions"))
+                positions[where, size] = select_positions(
+                    model, graphs, labels, size, None, rng, device,
+                    scores=scores if where == "least" else [-x for x in scores])
+            pos = positions[where, size]
             rec = recover_trigger(
                 model, graphs, pos, size, threshold=self.threshold,
                 epochs=self.recovery_epochs, lr=self.recovery_lr,
@@ -410,11 +415,13 @@ class GCleaner(PluginBase):
                 class_weight=self.class_weight, train_index=train_index, device=device,
                 progress=ctx.progress)
             trig = rec.apply(graphs, pos)
-            found = recovery_asr(model, trig, labels, device)
             if target_class is None:
+                found = recovery_asr(model, trig, labels, device)
                 rate = found["recovery_asr"]
             else:
-                rate = flip_rate(pred_clean, predict(model, trig, device=device), target_class)
+                pred = predict(model, trig, device=device)
+                found = dominant_rate(pred, labels)
+                rate = flip_rate(pred_clean, pred, target_class)
             rate = rate if rate == rate else 0.0
             tried[size if where == "least" else f"{size}-most"] = rate
             if best is None or rate > best[0] + 1e-9:
@@ -433,6 +440,7 @@ class GCleaner(PluginBase):
         from dglcleaner.training import predict
 
         pred_clean = predict(model, graphs, device=ctx.device)
+        positions: Dict[Any, List] = {}
         per_class: Dict[str, Any] = {}
         chosen = None
         chosen_tried: Dict[Any, float] = {}
@@ -442,7 +450,8 @@ class GCleaner(PluginBase):
                 per_class[str(c)] = {"skipped": f"{movable} graph(s) not predicted {c}"}
                 continue
             best, tried = self._search(ctx, model, graphs, labels, scores, plans, sub_seed,
-                                       target_class=c, pred_clean=pred_clean)
+                                       target_class=c, pred_clean=pred_clean,
+                                       positions=positions)
             per_class[str(c)] = {"flip_rate": best[0], "size": best[1], "positions": best[5],
                                  "graphs": movable,
                                  "n_search": {str(k): v for k, v in tried.items()}}
@@ -480,7 +489,6 @@ class GCleaner(PluginBase):
                 f"feature mode but the model expects {model.in_dim}; use degree_onehot features")
         # Their own labels mean nothing to this model: label them with its predictions.
         labels = predict(model, graphs, device=ctx.device)
-        self.aux_classes_ = int(torch.unique(labels).numel())
         return graphs, labels
 
     def _feature_act(self, ctx: DefenseContext) -> str:
@@ -495,7 +503,6 @@ class GCleaner(PluginBase):
         return "softmax" if str(mode).endswith("onehot") else "none"
 
     def _check_clean(self, graphs: List, labels: torch.Tensor) -> None:
-        classes = torch.unique(labels).numel()
         if self.aux_dataset is not None:
             # Auxiliary graphs carry the model's own predictions as labels; a model may give
             # another dataset's graphs one class (AIDS's GIN on COLLAB). The paper still
@@ -505,6 +512,7 @@ class GCleaner(PluginBase):
                     f"gcleaner needs at least two auxiliary graphs; got {len(graphs)}: raise "
                     f"aux_graphs")
             return
+        classes = torch.unique(labels).numel()
         if len(graphs) < 2 or classes < 2:
             raise ParameterError(
                 f"gcleaner needs a clean set with at least two classes; got {len(graphs)} graphs "

@@ -247,9 +247,8 @@ def recover_trigger(model: nn.Module, graphs: Sequence, positions: Sequence[np.n
     in_dim = graphs[0].ndata["feat"].shape[1]
     gen = TriggerGenerator(in_dim, n, hidden, feature_act).to(device)
     opt = torch.optim.Adam(gen.parameters(), lr=lr, weight_decay=weight_decay)
-    allowed = set(range(len(positions))) if train_index is None else set(int(i) for i in
-                                                                         train_index)
-    usable = [i for i, p in enumerate(positions) if len(p) >= n and i in allowed]
+    pool = range(len(positions)) if train_index is None else sorted({int(i) for i in train_index})
+    usable = [i for i in pool if len(positions[i]) >= n]
     mu = None
     if center:
         # Cosine around the clean centroid: a model whose readouts all point one way (clean
@@ -304,7 +303,11 @@ def recovery_asr(model: nn.Module, triggered: Sequence, labels: torch.Tensor,
     unknown to the defense; the evaluator compares ``dominant_class`` with it)."""
     from dglcleaner.training import predict
 
-    pred = predict(model, list(triggered), device=device)
+    return dominant_rate(predict(model, list(triggered), device=device), labels)
+
+
+def dominant_rate(pred: torch.Tensor, labels: torch.Tensor) -> Dict[str, Any]:
+    """:func:`recovery_asr` from the predictions on the triggered graphs."""
     labels = torch.as_tensor(labels)
     dominant = int(torch.bincount(pred).argmax())
     others = labels != dominant
