@@ -15,6 +15,33 @@ from .._dgl import dgl  # noqa: F401 - the loader must run before dgl.nn is impo
 from dgl.nn import AvgPooling, SAGEConv
 
 from .base import GraphClassifier
+from .weighted_sum import fast_path, u_mul_e_sum
+
+
+class _SAGEConv(SAGEConv):
+    """DGL's ``SAGEConv`` whose edge-weighted mean aggregation on the CPU goes through
+    :func:`~dglcleaner.models.weighted_sum.u_mul_e_sum` (weighted sum over the in-degree, as
+    DGL's ``fn.mean`` of ``u_mul_e`` messages; 0 for nodes without in-edges). Same parameters
+    and steps as DGL 2.1's forward; other aggregators, unweighted calls, blocks and pairs of
+    features take DGL's own path.
+    """
+
+    def forward(self, graph, feat, edge_weight=None):
+        if (edge_weight is None or self._aggre_type != "mean" or isinstance(feat, tuple)
+                or graph.is_block or not fast_path(graph, feat, edge_weight.reshape(-1))):
+            return super().forward(graph, feat, edge_weight=edge_weight)
+        h = self.feat_drop(feat)
+        lin_before_mp = self._in_src_feats > self._out_feats
+        neigh = u_mul_e_sum(graph, self.fc_neigh(h) if lin_before_mp else h, edge_weight)
+        neigh = neigh / graph.in_degrees().to(neigh).clamp(min=1).unsqueeze(-1)
+        if not lin_before_mp:
+            neigh = self.fc_neigh(neigh)
+        rst = self.fc_self(h) + neigh
+        if self.activation is not None:
+            rst = self.activation(rst)
+        if self.norm is not None:
+            rst = self.norm(rst)
+        return rst
 
 
 class GraphSAGE(GraphClassifier):
@@ -27,7 +54,7 @@ class GraphSAGE(GraphClassifier):
                  num_layers: Optional[int] = None, dropout: float = 0.5) -> None:
         super().__init__(in_dim, num_classes, hidden, num_layers, dropout)
         self.convs = nn.ModuleList(
-            SAGEConv(self.in_dim if i == 0 else hidden, hidden, "mean")
+            _SAGEConv(self.in_dim if i == 0 else hidden, hidden, "mean")
             for i in range(self.num_layers)
         )
         self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(self.num_layers))

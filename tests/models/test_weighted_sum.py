@@ -58,3 +58,32 @@ def test_other_inputs_take_dgls_op():
     w = torch.rand(120)
     out = u_mul_e_sum(g, x3, w.reshape(120, 1, 1))
     assert torch.equal(out, dgl.ops.u_mul_e_sum(g, x3, w.reshape(120, 1, 1)))
+
+
+@pytest.mark.parametrize("in_dim", [3, 12])  # narrower and wider than the output
+@pytest.mark.parametrize("layer", ["gcn", "sage"])
+def test_gcn_and_sage_layers_match_dgl_with_edge_weights(layer, in_dim):
+    from dgl.nn import GraphConv, SAGEConv
+
+    from dglcleaner.models.gcn import _GraphConv
+    from dglcleaner.models.sage import _SAGEConv
+
+    torch.manual_seed(0)
+    g = dgl.rand_graph(25, 90)  # some nodes have no in- or out-edges
+    if layer == "gcn":
+        ours, ref_cls = _GraphConv(in_dim, 6, norm="both", allow_zero_in_degree=True), GraphConv
+    else:
+        ours, ref_cls = _SAGEConv(in_dim, 6, "mean"), SAGEConv
+    x = torch.randn(25, in_dim, requires_grad=True)
+    w = torch.rand(90, requires_grad=True)
+    out = ours(g, x, edge_weight=w)
+    grads = torch.autograd.grad(out.sin().sum(), [x, w] + list(ours.parameters()))
+    ours.__class__ = ref_cls
+    ref = ours(g, x, edge_weight=w)
+    ref_grads = torch.autograd.grad(ref.sin().sum(), [x, w] + list(ours.parameters()))
+    assert torch.allclose(out, ref, atol=1e-6)
+    for a, b in zip(grads, ref_grads):
+        assert torch.allclose(a, b, atol=1e-5)
+    # unweighted calls are DGL's own forward
+    ours.__class__ = _GraphConv if layer == "gcn" else _SAGEConv
+    assert torch.equal(ours(g, x), ref_cls.forward(ours, g, x))
