@@ -29,21 +29,40 @@ from __future__ import annotations
 
 import torch
 
+from dglcleaner._dgl import dgl
 from dglcleaner.params import Param
 
 from ._common import ExplainerBase
 
 
+#: Most nodes in one batched pass over interpolation steps (memory bound, about 64 MB of
+#: 64-wide activations per layer).
+MAX_NODES_PER_PASS = 1 << 18
+
+
 def integrated_gradients(model, graph, feat, target, steps: int,
                          create_graph: bool = False) -> torch.Tensor:
     """Per-feature IG attributions ``(num_nodes, dim)`` with a zero baseline;
-    ``create_graph``: keep them differentiable in the model's parameters."""
-    rows = torch.arange(graph.batch_size, device=feat.device)
+    ``create_graph``: keep them differentiable in the model's parameters.
+
+    A model in eval mode sees the interpolation steps as copies of ``graph`` in one batched
+    forward/backward (graphs do not interact in eval mode, so this is the same sum; measured
+    on GCleaner's IG heat map it removes most of the per-step autograd overhead). A model in
+    train mode gets one pass per step, since BatchNorm's batch statistics would mix the copies.
+    """
+    n = feat.shape[0]
+    per_pass = 1 if model.training else max(1, min(steps, MAX_NODES_PER_PASS // max(n, 1)))
     total = torch.zeros_like(feat)
-    for i in range(steps):
-        x = (feat * ((i + 0.5) / steps)).requires_grad_(True)
-        score = model(graph, x)[rows, target].sum()  # one backward serves every graph
-        total = total + torch.autograd.grad(score, x, create_graph=create_graph)[0]
+    for start in range(0, steps, per_pass):
+        c = min(per_pass, steps - start)
+        alphas = torch.tensor([(i + 0.5) / steps for i in range(start, start + c)],
+                              dtype=feat.dtype, device=feat.device)
+        x = (feat.unsqueeze(0) * alphas.view(c, 1, 1)).reshape(c * n, -1).requires_grad_(True)
+        g = graph if c == 1 else dgl.batch([graph] * c)
+        rows = torch.arange(c * graph.batch_size, device=feat.device)
+        score = model(g, x)[rows, target.repeat(c)].sum()  # one backward serves every graph
+        grad = torch.autograd.grad(score, x, create_graph=create_graph)[0]
+        total = total + grad.view(c, n, -1).sum(dim=0)
     return feat * total / steps
 
 

@@ -265,3 +265,34 @@ def test_heat_map_trains_the_model_only_for_gradient_explainers(name, small):
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0
     assert all(torch.isfinite(g).all() for g in grads)
     model.zero_grad()
+
+
+def _ig_loop(model, graph, feat, target, steps):
+    """IG as one forward/backward per interpolation step (the definition)."""
+    rows = torch.arange(graph.batch_size)
+    total = torch.zeros_like(feat)
+    for i in range(steps):
+        x = (feat * ((i + 0.5) / steps)).requires_grad_(True)
+        total = total + torch.autograd.grad(model(graph, x)[rows, target].sum(), x)[0]
+    return feat * total / steps
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_ig_batched_steps_equal_one_pass_per_step(training, small, monkeypatch):
+    """Eval mode: the steps run as copies in one batch (and in chunks of it); train mode keeps
+    one pass per step, as BatchNorm's batch statistics would otherwise mix the copies."""
+    from dglcleaner_plugins.explainers import integrated_gradients as ig
+
+    import copy
+
+    model, graphs = small
+    model = copy.deepcopy(model).train(training)  # train mode moves BatchNorm's running stats
+    bg = dgl.batch(graphs)
+    feat, target = bg.ndata["feat"], torch.tensor([0, 1, 1])
+    torch.manual_seed(0)
+    ref = _ig_loop(model, bg, feat, target, 7)
+    for cap in (ig.MAX_NODES_PER_PASS, 3 * bg.num_nodes()):  # all steps, chunks of 3
+        monkeypatch.setattr(ig, "MAX_NODES_PER_PASS", cap)
+        torch.manual_seed(0)
+        out = ig.integrated_gradients(model, bg, feat, target, 7)
+        assert torch.allclose(out, ref, atol=1e-6)
