@@ -107,11 +107,14 @@ class _EdgeDot(torch.autograd.Function):
 
 def fast_path(graph: "dgl.DGLGraph", feat: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether :func:`u_mul_e_sum` uses the CSR kernels (CPU, 2-D float features, one weight
-    per edge of the same dtype); elsewhere it is DGL's op."""
-    return (feat.device.type == "cpu" and weight.device.type == "cpu" and feat.dim() == 2
+    per edge of the same dtype, a graph allowed both sparse formats); elsewhere it is DGL's op."""
+    if not (feat.device.type == "cpu" and weight.device.type == "cpu" and feat.dim() == 2
             and feat.dtype in (torch.float32, torch.float64) and weight.dtype == feat.dtype
             and weight.numel() == graph.num_edges() and graph.num_edges() > 0
-            and not graph.is_block and graph.num_nodes() == feat.shape[0])
+            and not graph.is_block and graph.num_nodes() == feat.shape[0]):
+        return False
+    formats = graph.formats()  # a graph restricted to COO cannot give CSR/CSC arrays
+    return {"csr", "csc"} <= set(formats["created"]) | set(formats["not created"])
 
 
 def u_mul_e_sum(graph: "dgl.DGLGraph", feat: torch.Tensor, weight: torch.Tensor,

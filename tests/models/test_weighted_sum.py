@@ -54,6 +54,10 @@ def test_other_inputs_take_dgls_op():
     assert torch.equal(u_mul_e_sum(empty, torch.ones(4, 2), torch.ones(0)), torch.zeros(4, 2))
     g = _graph(torch.int64)
     assert not fast_path(g, torch.ones(30, 2), torch.ones(120, dtype=torch.float64))
+    coo_only = g.formats("coo")  # DGL's op still works on it; CSR arrays cannot be made
+    assert not fast_path(coo_only, torch.ones(30, 2), torch.ones(120))
+    assert torch.equal(u_mul_e_sum(coo_only, torch.ones(30, 2), torch.ones(120)),
+                       dgl.ops.u_mul_e_sum(g, torch.ones(30, 2), torch.ones(120)))
     x3 = torch.randn(30, 2, 3)
     w = torch.rand(120)
     out = u_mul_e_sum(g, x3, w.reshape(120, 1, 1))
