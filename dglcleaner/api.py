@@ -111,7 +111,9 @@ class AttackContext:
     ``clean_model`` is a model trained on the clean training set (a shadow/clean model that
     Exp-BA and Motif-BA need); ``build_model()`` makes a fresh untrained classifier of the
     run's architecture and ``train(model, graphs, labels, **overrides)`` trains it with the
-    run's training settings.
+    run's training settings. An attack that trains its own backdoored model (GTA) trains it
+    with :meth:`train_poisoned`, which applies the run's adaptive attack (``adaptive_alpha``,
+    the paper's Eq. 16) and should report it in :attr:`AttackResult.adaptive_alpha`.
     """
 
     train_graphs: Graphs
@@ -128,6 +130,21 @@ class AttackContext:
     clean_model: Optional[Any] = None
     get_explainer: Optional[Callable[..., Any]] = None
     progress: Optional[Callable[[str], None]] = None
+    adaptive_alpha: float = 0.0
+
+    def train_poisoned(self, model: Any, graphs: Graphs, labels: "torch.Tensor",
+                       poisoned_idx: Any, **overrides: Any) -> Any:
+        """``train(model, graphs, labels, **overrides)`` as the run's attacker trains on a
+        poisoned set: with ``adaptive_alpha > 0`` the loss is cross-entropy plus alpha times
+        the mean pairwise cosine of the embeddings of the graphs at ``poisoned_idx`` (Eq. 16)."""
+        if self.adaptive_alpha <= 0:
+            return self.train(model, graphs, labels, **overrides)
+        from .adaptive import train_adaptive
+
+        def train_fn(m, g, y, **kw):
+            return self.train(m, g, y, **overrides, **kw)
+
+        return train_adaptive(train_fn, model, graphs, labels, poisoned_idx, self.adaptive_alpha)
 
 
 @dataclass
@@ -150,6 +167,10 @@ class AttackResult:
     model:
         A backdoored model the attack trained itself (GTA's bi-level loop), or ``None`` to let
         the runner train one on the poisoned training set.
+    adaptive_alpha:
+        The adaptive-attack alpha the attack applied when it trained ``model`` itself (through
+        :meth:`AttackContext.train_poisoned`). The runner refuses a run whose alpha an attack
+        with its own model did not apply, instead of storing unadapted numbers.
     """
 
     train_graphs: Graphs
@@ -158,6 +179,7 @@ class AttackResult:
     apply_trigger: Callable[[Graphs, int], Graphs]
     trigger: Dict[str, Any] = field(default_factory=dict)
     model: Optional[Any] = None
+    adaptive_alpha: float = 0.0
 
 
 @dataclass

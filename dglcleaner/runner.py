@@ -236,7 +236,7 @@ class SeedRun:
                 trigger_size=self.data["trigger_size"], seed=derive_seed(self.seed, "attack"),
                 device=self.device, build_model=self.build_model, train=self.train,
                 clean_model=clean_model, get_explainer=get_explainer,
-                progress=self.progress)
+                progress=self.progress, adaptive_alpha=self.cfg.adaptive_alpha)
             return plugin.run(ctx)
         return self._cached("attack_result", "attack", run)
 
@@ -245,6 +245,12 @@ class SeedRun:
         def fit():
             res = self.attack_result
             if res.model is not None:
+                alpha = self.cfg.adaptive_alpha
+                if alpha > 0 and res.adaptive_alpha != alpha:
+                    raise ParameterError(
+                        f"adaptive_alpha={alpha} has no effect on attack {self.cfg.attack!r}: "
+                        f"it trains its own backdoored model without the adaptive loss; use "
+                        f"adaptive_alpha=0 for it")
                 return res.model
             seed_everything(derive_seed(self.seed, "backdoored-model"))
             if self.cfg.adaptive_alpha > 0:

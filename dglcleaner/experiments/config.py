@@ -50,7 +50,8 @@ AXIS_FIELDS = ("dataset", "model", "attack", "defense", "attack_params", "defens
 #: backdoored model is trained, so it belongs here too: every alpha shares the clean model.
 ATTACK_FIELDS = ("attack", "attack_params", "attack_preset", "injection_ratio", "adaptive_alpha")
 #: Fields the backdoored-model training reads but the attack itself does not: runs that differ
-#: only in these share the attack result (poisoned set and trigger) as well.
+#: only in these share the attack result (poisoned set and trigger) as well, unless the attack
+#: trains its own backdoored model (GTA applies alpha inside its bi-level loop).
 BACKDOOR_TRAINING_FIELDS = ("adaptive_alpha",)
 DEFENSE_FIELDS = ("defense", "defense_params", "defense_preset")
 #: Left out of the run key: they say where a run happens, not what it computes.

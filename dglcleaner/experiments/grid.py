@@ -215,19 +215,6 @@ def _instrument(run, captured: Dict[str, Any]) -> None:
     run.defense_context = defense_context
 
 
-def _check_adaptive(run) -> None:
-    """An adaptive alpha is applied when the runner trains the backdoored model; an attack
-    that returns its own model (GTA trains it jointly with the trigger) would silently ignore
-    it, so such runs fail with a clear message instead of storing unadapted numbers."""
-    alpha = run.cfg.adaptive_alpha
-    if alpha and alpha > 0 and run.attack_result.model is not None:
-        from ..errors import ParameterError
-
-        raise ParameterError(f"adaptive_alpha={alpha} has no effect on attack "
-                             f"{run.cfg.attack!r}: it trains its own backdoored model; use "
-                             f"adaptive_alpha=0 for it")
-
-
 def _snapshot(model) -> Dict[str, Any]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -367,10 +354,12 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
                         source = run
                     if run.cfg.attack:
                         run.attack_result
-                        _check_adaptive(run)
-                        run.backdoored_model
+                        run.backdoored_model  # refuses an alpha an attack's own model ignored
                         run.triggered_eval
-                        attack_sources.setdefault(first.attack_key, run)
+                        if run.attack_result.model is None:
+                            # the runner trained the model: the attack result does not depend
+                            # on alpha; an attack training its own model (GTA) may apply alpha
+                            attack_sources.setdefault(first.attack_key, run)
                     snaps = {"clean_model": _snapshot(run.clean_model)}
                     if run.cfg.attack:
                         snaps["backdoored_model"] = _snapshot(run.backdoored_model)

@@ -81,6 +81,11 @@ gen_batch : int, default 256, in [1, 100000]
 Preset ``official``: ``official_detach``, ``poison_all_classes``, ``gen_epochs=20``,
 ``resample_steps=3``, ``iterations=4``.
 
+Adaptive attack (GCleaner Sec. 5.2.6): with the run's ``adaptive_alpha`` > 0 the GNN steps of
+the bi-level loop use Eq. 16's loss (cross-entropy plus alpha times the mean pairwise cosine of
+the poisoned graphs' embeddings), since GTA, not the runner, trains its backdoored model. The
+model copied from the clean one at the start is not adapted (it has seen no trigger).
+
 Known deviations: no early stop at 100 % test ASR (the attacker has no test set here); the
 generator optimisers keep their Adam state across iterations (the release makes new ones in
 every ``train_gtn`` call); the GNN step uses the run's mini-batch trainer on the whole poisoned
@@ -305,8 +310,9 @@ class GTA(PluginBase):
                     graphs[i] = g
                 timings["materialise"] += time.perf_counter() - start
                 start = time.perf_counter()
-                if self.model_epochs > 0:
-                    model = ctx.train(model, graphs, labels, epochs=self.model_epochs)
+                if self.model_epochs > 0:  # with the adaptive loss of the run, if any
+                    model = ctx.train_poisoned(model, graphs, labels, idx,
+                                               epochs=self.model_epochs)
                 timings["model"] += time.perf_counter() - start
                 history.append({"topology_loss": loss_t, "feature_loss": loss_f})
         model.eval()
@@ -338,7 +344,7 @@ class GTA(PluginBase):
                      "topology_param_change": round(topo_change, 6),
                      "final_losses": history[-1] if history else {},
                      "timings_s": {key: round(v, 3) for key, v in timings.items()}},
-            model=model,
+            model=model, adaptive_alpha=float(ctx.adaptive_alpha) if self.model_epochs else 0.0,
         )
 
     # ------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ Algorithm (``Motif-DC-B``, the release's default path):
    (a fresh model of the run's architecture) is trained with the run's training settings on
    batches that each hold ``min(poisoned_per_batch, #poisoned)`` distinct poisoned graphs,
    drawn afresh for every batch, plus clean graphs; the clean graphs are shuffled and each is
-   seen once per epoch (:func:`dglcleaner.backdoor.forced_batches`).
+   seen once per epoch (:func:`dglcleaner.backdoor.forced_batches`). With the run's adaptive
+   alpha > 0 (GCleaner Sec. 5.2.6) that training uses Eq. 16's loss, as GTA does.
 
 The position search is batched: for a chunk of graphs, the original and all its
 one-node-isolated variants are assembled into one batched graph and scored in one forward pass.
@@ -263,7 +264,7 @@ class MotifBA(PluginBase):
             if ctx.progress:
                 ctx.progress(f"motif-ba: training with {per_batch} poisoned graphs per batch")
             torch.manual_seed(derive_seed(ctx.seed, "motif-ba", "model"))
-            model = ctx.train(ctx.build_model(), graphs, labels, batch_plan=plan)
+            model = ctx.train_poisoned(ctx.build_model(), graphs, labels, uniq, batch_plan=plan)
             model_seconds = time.perf_counter() - start
 
         def apply_trigger(test_graphs: Sequence, seed: int) -> list:
@@ -281,5 +282,5 @@ class MotifBA(PluginBase):
                      "search_seconds": round(train_search, 3),
                      "poisoned_per_batch": self.poisoned_per_batch,
                      "model_seconds": round(model_seconds, 3)},
-            model=model,
+            model=model, adaptive_alpha=float(ctx.adaptive_alpha) if model is not None else 0.0,
         )

@@ -57,16 +57,15 @@ def test_alpha_is_a_group_axis_sharing_the_clean_model():
         load_grid(doc=doc(sweep={"adaptive_alpha": [-1.0]}))
 
 
-def test_adaptive_runs_recovery_metrics_and_gta_refusal(store):
+def test_adaptive_runs_recovery_metrics_and_gta_applies_alpha(store):
     grid, db, summary = store
-    assert (summary.ok, summary.failed) == (6, 2)
+    assert (summary.ok, summary.failed) == (8, 0)
     by = {(r.axes["attack"], r.axes["adaptive_alpha"], r.axes["defense"]): r for r in rows_of(db)}
-    # GTA trains its own backdoored model: alpha > 0 would be ignored, so it is refused
-    for d in ("Before", "GCleaner"):
-        bad = by[("GTA", 2.0, d)]
-        assert bad.status == "failed" and "adaptive_alpha=2.0 has no effect on attack 'gta'" \
-            in bad.error
-    assert by[("GTA", 0.0, "GCleaner")].status == "ok"
+    # GTA trains its own backdoored model: alpha goes into its bi-level loop, so each alpha
+    # runs its own attack (not shared) and gives another model
+    g0, g2 = by[("GTA", 0.0, "Before")], by[("GTA", 2.0, "Before")]
+    assert "attack" in g0.timings and "attack" in g2.timings
+    assert g0.record["backdoored"] != g2.record["backdoored"]
     a0, a2 = by[("Sub-BA", 0.0, "Before")], by[("Sub-BA", 2.0, "Before")]
     # the alpha=2 group reused the attack result (no attack stage) but trained its own model
     assert "attack" in a0.timings and "attack" not in a2.timings
@@ -129,7 +128,7 @@ def test_report_and_plot_cli(store, tmp_path):
     gc_cell = line.split(" | ")[3]
     assert gc_cell.count(" / ") == 3 and "." in gc_cell.split(" / ")[2]
     assert "similarity: cosine in [-1, 1], not %" in res.output
-    assert "0 ok, 2 failed" in res.output
+    assert "| GTA | 2.0 |" in res.output
     out = tmp_path / "fig9.png"
     res = CliRunner().invoke(plot_cmd, ["curve", "--db", db, "--config", str(path), "--out",
                                         str(out)])
@@ -217,3 +216,22 @@ def test_plot_rows_carry_the_plotted_grids_axes(store):
     assert {r.axes["attack"] for r in rows} == {"SubBA"}
     assert {r.axes["adaptive_alpha"] for r in rows} == {0.0, 2.0}
     assert len(plot_rows(db)) == len(rows_of(db))
+
+
+def test_runner_refuses_an_alpha_an_attacks_own_model_ignored():
+    """An attack returning its own model without applying alpha (AttackResult.adaptive_alpha)
+    would store unadapted numbers under an adaptive label: one clear error instead."""
+    import torch
+
+    from dglcleaner.api import AttackResult
+    from dglcleaner.errors import ParameterError
+    from dglcleaner.runner import DefendConfig, SeedRun
+
+    run = SeedRun(DefendConfig(dataset="synthetic", attack="sub-ba", adaptive_alpha=2.0), 0)
+    own = torch.nn.Linear(1, 1)
+    run._cache["attack_result"] = AttackResult([], torch.zeros(0), torch.zeros(0), lambda g, s: g,
+                                               model=own)
+    with pytest.raises(ParameterError, match="adaptive_alpha=2.0 has no effect on attack"):
+        run.backdoored_model
+    run._cache["attack_result"].adaptive_alpha = 2.0  # applied: the attack's model is used
+    assert run.backdoored_model is own

@@ -252,3 +252,28 @@ def test_poisoned_per_batch_off_by_default_and_seeded(motif_run, synthetic_run):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     with pytest.raises(ParameterError):
         MotifBA(poisoned_per_batch=-1)
+
+
+def test_own_model_applies_the_runs_adaptive_alpha(synthetic_run):
+    """With poisoned_per_batch the attack trains the model, so it applies the run's adaptive
+    alpha (AttackContext.train_poisoned) and says so; alpha 0 is the plain call."""
+    from dglcleaner.adaptive import FLAG
+
+    calls = []
+
+    def train(model, graphs, labels, **kw):
+        calls.append((graphs, kw))
+        return model
+
+    for alpha in (0.0, 1.5):
+        calls.clear()
+        res = MotifBA(poisoned_per_batch=2).run(
+            _ctx(synthetic_run, train=train, adaptive_alpha=alpha))
+        assert res.adaptive_alpha == alpha and res.model is not None
+        (graphs, kw), = [c for c in calls if "batch_plan" in c[1]]
+        if alpha == 0:
+            assert set(kw) == {"batch_plan"} and graphs is res.train_graphs
+            continue
+        assert set(kw) == {"batch_plan", "loss_fn"} and kw["loss_fn"].alpha == alpha
+        marked = {i for i, g in enumerate(graphs) if g.ndata[FLAG].max() > 0}
+        assert marked == set(res.poisoned_idx.tolist())
