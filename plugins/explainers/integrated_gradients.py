@@ -35,9 +35,10 @@ from dglcleaner.params import Param
 from ._common import ExplainerBase
 
 
-#: Most nodes in one batched pass over interpolation steps (memory bound, about 64 MB of
-#: 64-wide activations per layer).
-MAX_NODES_PER_PASS = 1 << 18
+#: Most values (nodes x max(feature width, 64)) in one batched pass over interpolation steps:
+#: about 64 MB per input-sized tensor (COLLAB's 496-wide one-hot features get fewer steps
+#: per pass than AIDS's 11-wide ones).
+MAX_VALUES_PER_PASS = 1 << 24
 
 
 def integrated_gradients(model, graph, feat, target, steps: int,
@@ -51,7 +52,8 @@ def integrated_gradients(model, graph, feat, target, steps: int,
     train mode gets one pass per step, since BatchNorm's batch statistics would mix the copies.
     """
     n = feat.shape[0]
-    per_pass = 1 if model.training else max(1, min(steps, MAX_NODES_PER_PASS // max(n, 1)))
+    size = max(n * max(feat.shape[1], 64), 1)
+    per_pass = 1 if model.training else max(1, min(steps, MAX_VALUES_PER_PASS // size))
     total = torch.zeros_like(feat)
     for start in range(0, steps, per_pass):
         c = min(per_pass, steps - start)

@@ -291,8 +291,9 @@ def test_ig_batched_steps_equal_one_pass_per_step(training, small, monkeypatch):
     feat, target = bg.ndata["feat"], torch.tensor([0, 1, 1])
     torch.manual_seed(0)
     ref = _ig_loop(model, bg, feat, target, 7)
-    for cap in (ig.MAX_NODES_PER_PASS, 3 * bg.num_nodes()):  # all steps, chunks of 3
-        monkeypatch.setattr(ig, "MAX_NODES_PER_PASS", cap)
+    size = bg.num_nodes() * max(feat.shape[1], 64)
+    for cap in (ig.MAX_VALUES_PER_PASS, 3 * size):  # all steps, chunks of 3
+        monkeypatch.setattr(ig, "MAX_VALUES_PER_PASS", cap)
         torch.manual_seed(0)
         out = ig.integrated_gradients(model, bg, feat, target, 7)
         assert torch.allclose(out, ref, atol=1e-6)
