@@ -4,8 +4,10 @@ Times, on one batch of ``--graphs`` graphs of a dataset with at least ``--min-no
 (the graphs GTA poisons), with 64 random features and random edge weights:
 
 * the bare op forward, and forward plus backward to features and weights;
-* the GIN, GCN and GraphSAGE layers of ``dglcleaner.models`` (64 -> 64) forward plus backward
-  with edge weights, against the same layer switched to DGL's class (same parameters).
+* the GIN, GCN, GraphSAGE and GAT layers of ``dglcleaner.models`` (64 -> 64) forward plus
+  backward with edge weights, against the same layer switched to DGL's class (same
+  parameters). GAT's attention is an edge weight even without ``edge_weight``, so its row
+  also stands for unweighted GAT training.
 
 Each timing is the minimum over ``--repeats`` runs (another job may share the machine; the
 load average is printed). The values are checked on the way (the op's forward equals DGL's).
@@ -27,9 +29,10 @@ import torch
 from _common import machine, machine_md
 
 from dglcleaner._dgl import dgl
-from dgl.nn import GINConv, GraphConv, SAGEConv
+from dgl.nn import GATConv, GINConv, GraphConv, SAGEConv
 from dglcleaner.data import load_dataset
 from dglcleaner.data.synthetic import make_synthetic
+from dglcleaner.models.gat import _GATConv
 from dglcleaner.models.gcn import _GraphConv
 from dglcleaner.models.gin import _GINConv
 from dglcleaner.models.sage import _SAGEConv
@@ -90,6 +93,8 @@ def main(argv=None) -> int:
         ("GCN layer (GraphConv, norm both)",
          _GraphConv(64, 64, norm="both", allow_zero_in_degree=True), GraphConv),
         ("GraphSAGE layer (SAGEConv, mean)", _SAGEConv(64, 64, "mean"), SAGEConv),
+        ("GAT layer (GATConv, 1 head)",
+         _GATConv(64, 64, num_heads=1, allow_zero_in_degree=True), GATConv),
     )
     for label, layer, dgl_cls in layers:
         def step(layer=layer):

@@ -12,10 +12,45 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._dgl import dgl  # noqa: F401 - the loader must run before dgl.nn is imported
+from .._dgl import dgl  # the loader must run before dgl.nn is imported
 from dgl.nn import GATConv, SumPooling
 
+from dgl.nn.functional import edge_softmax
+
 from .base import GraphClassifier, with_self_loops
+from .weighted_sum import fast_path, u_mul_e_sum
+
+
+class _GATConv(GATConv):
+    """DGL's ``GATConv`` whose attention-weighted aggregation on the CPU goes through
+    :func:`~dglcleaner.models.weighted_sum.u_mul_e_sum` (the attention coefficients are edge
+    weights, so DGL 2.1 always takes its slow ``u_mul_e`` path here). One head, one feature
+    tensor, no residual, no returned attention; other configurations take DGL's own forward.
+    Same parameters and steps as DGL 2.1's forward (attention logits, edge softmax, attention
+    dropout, then the optional ``edge_weight`` scaling).
+    """
+
+    def forward(self, graph, feat, edge_weight=None, get_attention=False):
+        if (get_attention or self._num_heads != 1 or isinstance(feat, tuple) or graph.is_block
+                or self.res_fc is not None or not self._allow_zero_in_degree
+                or not fast_path(graph, feat, feat.new_empty(graph.num_edges()))
+                or (edge_weight is not None and edge_weight.device != feat.device)):
+            return super().forward(graph, feat, edge_weight=edge_weight,
+                                   get_attention=get_attention)
+        n, d = feat.shape[0], self._out_feats
+        ft = self.fc(self.feat_drop(feat)).view(n, 1, d)
+        el = (ft * self.attn_l).sum(dim=-1).unsqueeze(-1)
+        er = (ft * self.attn_r).sum(dim=-1).unsqueeze(-1)
+        e = self.leaky_relu(dgl.ops.u_add_v(graph, el, er))
+        a = self.attn_drop(edge_softmax(graph, e))
+        if edge_weight is not None:
+            a = a * edge_weight.reshape(-1, 1, 1)
+        rst = u_mul_e_sum(graph, ft.view(n, d), a.reshape(-1)).view(n, 1, d)
+        if self.has_explicit_bias:
+            rst = rst + self.bias.view(1, 1, d)
+        if self.activation:
+            rst = self.activation(rst)
+        return rst
 
 
 class GAT(GraphClassifier):
@@ -28,8 +63,8 @@ class GAT(GraphClassifier):
                  num_layers: Optional[int] = None, dropout: float = 0.5) -> None:
         super().__init__(in_dim, num_classes, hidden, num_layers, dropout)
         self.convs = nn.ModuleList(
-            GATConv(self.in_dim if i == 0 else hidden, hidden, num_heads=1,
-                    allow_zero_in_degree=True)
+            _GATConv(self.in_dim if i == 0 else hidden, hidden, num_heads=1,
+                     allow_zero_in_degree=True)
             for i in range(self.num_layers)
         )
         self.pool = SumPooling()

@@ -14,7 +14,7 @@ def test_writes_a_table_with_every_timing(tmp_path):
                    capture_output=True, timeout=300)
     rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| operation | DGL ms")
-    assert len(rows) == 1 + 5
+    assert len(rows) == 1 + 6
     for row in rows[1:]:
         dgl_ms, ours_ms = (float(c) for c in row.strip("|").split("|")[1:3])
         assert dgl_ms > 0 and ours_ms > 0

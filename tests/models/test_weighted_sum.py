@@ -91,3 +91,26 @@ def test_gcn_and_sage_layers_match_dgl_with_edge_weights(layer, in_dim):
     # unweighted calls are DGL's own forward
     ours.__class__ = _GraphConv if layer == "gcn" else _SAGEConv
     assert torch.equal(ours(g, x), ref_cls.forward(ours, g, x))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gat_layer_matches_dgl(weighted):
+    from dgl.nn import GATConv
+
+    from dglcleaner.models.gat import _GATConv
+
+    torch.manual_seed(0)
+    g = dgl.add_self_loop(dgl.rand_graph(25, 90))
+    ours = _GATConv(7, 6, num_heads=1, allow_zero_in_degree=True)
+    x = torch.randn(25, 7, requires_grad=True)
+    w = torch.rand(g.num_edges(), requires_grad=True) if weighted else None
+    inputs = [x] + ([w] if weighted else []) + list(ours.parameters())
+    out = ours(g, x, edge_weight=w)
+    grads = torch.autograd.grad(out.sin().sum(), inputs)
+    ours.__class__ = GATConv
+    ref = ours(g, x, edge_weight=w)
+    ref_grads = torch.autograd.grad(ref.sin().sum(), inputs)
+    assert out.shape == ref.shape == (25, 1, 6)
+    assert torch.allclose(out, ref, atol=1e-6)
+    for a, b in zip(grads, ref_grads):
+        assert torch.allclose(a, b, atol=1e-5)
