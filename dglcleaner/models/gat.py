@@ -14,7 +14,6 @@ from torch import nn
 
 from .._dgl import dgl  # the loader must run before dgl.nn is imported
 from dgl.nn import GATConv, SumPooling
-
 from dgl.nn.functional import edge_softmax
 
 from .base import GraphClassifier, with_self_loops
@@ -33,8 +32,8 @@ class _GATConv(GATConv):
     def forward(self, graph, feat, edge_weight=None, get_attention=False):
         if (get_attention or self._num_heads != 1 or isinstance(feat, tuple) or graph.is_block
                 or self.res_fc is not None or not self._allow_zero_in_degree
-                or not fast_path(graph, feat, feat.new_empty(graph.num_edges()))
-                or (edge_weight is not None and edge_weight.device != feat.device)):
+                or not fast_path(graph, feat,
+                                 None if edge_weight is None else edge_weight.reshape(-1))):
             return super().forward(graph, feat, edge_weight=edge_weight,
                                    get_attention=get_attention)
         n, d = feat.shape[0], self._out_feats

@@ -105,20 +105,24 @@ class _EdgeDot(torch.autograd.Function):
         return grad_x, grad_y, None, None
 
 
-def fast_path(graph: "dgl.DGLGraph", feat: torch.Tensor, weight: torch.Tensor) -> bool:
+def fast_path(graph: "dgl.DGLGraph", feat: torch.Tensor,
+              weight: Optional[torch.Tensor] = None) -> bool:
     """Whether :func:`u_mul_e_sum` uses the CSR kernels (CPU, 2-D float features, one weight
-    per edge of the same dtype, a graph allowed both sparse formats); elsewhere it is DGL's op."""
-    if not (feat.device.type == "cpu" and weight.device.type == "cpu" and feat.dim() == 2
-            and feat.dtype in (torch.float32, torch.float64) and weight.dtype == feat.dtype
-            and weight.numel() == graph.num_edges() and graph.num_edges() > 0
+    per edge of the same dtype, a graph allowed both sparse formats); elsewhere it is DGL's op.
+    Without ``weight`` only the graph and the features are checked (for weights computed
+    later, e.g. attention)."""
+    if weight is not None and not (weight.device.type == "cpu" and weight.dtype == feat.dtype
+                                   and weight.numel() == graph.num_edges()):
+        return False
+    if not (feat.device.type == "cpu" and feat.dim() == 2
+            and feat.dtype in (torch.float32, torch.float64) and graph.num_edges() > 0
             and not graph.is_block and graph.num_nodes() == feat.shape[0]):
         return False
     formats = graph.formats()  # a graph restricted to COO cannot give CSR/CSC arrays
     return {"csr", "csc"} <= set(formats["created"]) | set(formats["not created"])
 
 
-def u_mul_e_sum(graph: "dgl.DGLGraph", feat: torch.Tensor, weight: torch.Tensor,
-                adjacency: Optional[_Adjacency] = None) -> torch.Tensor:
+def u_mul_e_sum(graph: "dgl.DGLGraph", feat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """DGL's ``dgl.ops.u_mul_e_sum(graph, feat, weight)`` with scalar edge weights.
 
     Example
@@ -134,7 +138,7 @@ def u_mul_e_sum(graph: "dgl.DGLGraph", feat: torch.Tensor, weight: torch.Tensor,
     w = weight.reshape(-1) if weight.dim() == 2 and weight.shape[1] == 1 else weight
     if w.dim() != 1 or not fast_path(graph, feat, w):
         return dgl.ops.u_mul_e_sum(graph, feat, weight)
-    return _WeightedSum.apply(feat, w, adjacency or _Adjacency(graph), False)
+    return _WeightedSum.apply(feat, w, _Adjacency(graph), False)
 
 
 __all__ = ["u_mul_e_sum", "fast_path"]
