@@ -57,7 +57,8 @@ def run_cmd(config: str, overrides: Tuple[str, ...], db: str, device: str,
     with Store(db) as st:
         todo = pending_runs(grid, st, retry_failed=not skip_failed)
     units = group_runs(todo)
-    groups = sum(len(u) for u in units)
+    # groups differing only in the holding ratio share one backdoored model
+    groups = len({r.model_key or r.group_key for r in todo if r.config.get("attack")})
     shared = ("splits" if grid.doc.get("task") == "node"
               else f"units / {groups} backdoored models")
     console.print(f"grid [bold]{grid.name}[/bold]: {len(grid.runs)} runs, {len(todo)} pending "

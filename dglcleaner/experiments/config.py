@@ -53,6 +53,11 @@ ATTACK_FIELDS = ("attack", "attack_params", "attack_preset", "injection_ratio", 
 #: only in these share the attack result (poisoned set and trigger) as well, unless the attack
 #: trains its own backdoored model (GTA applies alpha inside its bi-level loop).
 BACKDOOR_TRAINING_FIELDS = ("adaptive_alpha",)
+#: Fields that change only the holding and evaluation sets, never what the models train on:
+#: the split draws train/test first and the holding set from test afterwards
+#: (:func:`~dglcleaner.data.splits.split_dataset`), so runs that differ only in these share
+#: the clean model, the attack result and the backdoored model (not the data stage).
+EVAL_FIELDS = ("holding_ratio",)
 DEFENSE_FIELDS = ("defense", "defense_params", "defense_preset")
 #: Left out of the run key: they say where a run happens, not what it computes.
 UNKEYED_FIELDS = ("device", "data_dir", "seeds")
@@ -69,10 +74,12 @@ class RunSpec:
     key: str
     config: Dict[str, Any]          # DefendConfig.to_dict() without the unkeyed fields
     axes: Dict[str, Any]
-    unit_key: str                   # data + clean model: shared by every attack and defense
-    group_key: str                  # + attack + backdoored model: shared by every defense
+    unit_key: str                   # clean model: shared by every attack, defense, holding
+    group_key: str                  # + holding + attack: data and attack shared by defenses
     grid: str = ""
     attack_key: str = ""            # + attack result (not its model): shared across alphas
+    data_key: str = ""              # unit + holding set: the data stage
+    model_key: str = ""             # group minus holding: attack and backdoored model
 
     @property
     def seed(self) -> int:
@@ -388,11 +395,14 @@ def _one_run(grid_name, base, ds, mdl, atk, dfn, point, apoint, dpoint, seed, ru
     axes.update({f"attack.{k}": v for k, v in apoint.items()})
     axes.update({f"defense.{k}": v for k, v in dpoint.items()})
     axes["seed"] = int(seed)
-    unit = {k: v for k, v in canon.items() if k not in ATTACK_FIELDS + DEFENSE_FIELDS}
+    data = {k: v for k, v in canon.items() if k not in ATTACK_FIELDS + DEFENSE_FIELDS}
+    unit = {k: v for k, v in data.items() if k not in EVAL_FIELDS}
     group = {k: v for k, v in canon.items() if k not in DEFENSE_FIELDS}
     attack = {k: v for k, v in group.items() if k not in BACKDOOR_TRAINING_FIELDS}
+    model = {k: v for k, v in group.items() if k not in EVAL_FIELDS}
     return RunSpec(key=_hash(canon), config=canon, axes=axes, unit_key=_hash(unit),
-                   group_key=_hash(group), grid=grid_name, attack_key=_hash(attack))
+                   group_key=_hash(group), grid=grid_name, attack_key=_hash(attack),
+                   data_key=_hash(data), model_key=_hash(model))
 
 
 def _check_names(datasets, models, attacks, defenses) -> None:
@@ -413,7 +423,7 @@ def _check_names(datasets, models, attacks, defenses) -> None:
 
 
 def group_runs(runs: Sequence[RunSpec]) -> List[List[List[RunSpec]]]:
-    """Nest runs as units (shared data + clean model) of groups (shared backdoored model),
+    """Nest runs as units (shared clean model) of groups (shared data split and attack),
     keeping first-appearance order."""
     units: Dict[str, Dict[str, List[RunSpec]]] = {}
     for r in runs:

@@ -2,11 +2,14 @@
 
 Work is shared at two levels (see :func:`~dglcleaner.experiments.config.group_runs`):
 
-* a *unit* (dataset, features, split, model, training settings, seed) loads and featurises the
-  data and trains the clean model once, for every attack and defense;
-* a *group* (unit + attack settings) runs the attack and trains the backdoored model once, for
-  every defense; groups that differ only in how the backdoored model is trained (the adaptive
-  attack's ``adaptive_alpha``) also share the attack result.
+* a *unit* (dataset, features, split, model, training settings, seed) loads the data and trains
+  the clean model once, for every attack and defense;
+* a *group* (unit + holding ratio + attack settings) runs the attack and trains the backdoored
+  model once, for every defense; groups that differ only in how the backdoored model is trained
+  (the adaptive attack's ``adaptive_alpha``) also share the attack result, and groups that
+  differ only in the holding ratio share the attack result and the backdoored model (the
+  holding set is drawn from the test split after the train split, so the models never see it;
+  ``EVAL_FIELDS`` in :mod:`~dglcleaner.experiments.config`).
 
 After each defense the evaluator adds ``record["recovery"]`` when the defense exposes its
 recovered trigger (GCleaner): :func:`recovery_metrics` (Table 4's similarity and recovery ASR).
@@ -175,13 +178,14 @@ def _error_text(exc: BaseException, stage: str) -> str:
     return f"{type(exc).__name__}: {msg} (during {stage})"
 
 
-def _share(source, run) -> None:
-    """Give ``run`` the featurised data and clean model that ``source`` already computed.
+def _share(source, run, same_data: bool) -> None:
+    """Give ``run`` the clean model (and, with ``same_data``, the featurised data and split)
+    that ``source`` already computed.
 
-    Both runs share dataset, split, features and clean-model settings (same unit key), so the
-    cached values are exactly what ``run`` would compute. Uses SeedRun's stage cache.
+    Both runs share dataset, train split, features and clean-model settings (same unit key),
+    so the cached values are exactly what ``run`` would compute. Uses SeedRun's stage cache.
     """
-    run.share_stages(source, ("data", "clean_model"))
+    run.share_stages(source, ("data", "clean_model") if same_data else ("clean_model",))
 
 
 def _instrument(run, captured: Dict[str, Any]) -> None:
@@ -320,8 +324,11 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
     vers = versions()
     commit = git_commit()
     source = None
+    data_sources: Dict[str, Any] = {}  # data_key -> run whose data stage is reused
     attack_sources: Dict[str, Any] = {}  # attack_key -> run whose attack result is reused
+    model_sources: Dict[str, Any] = {}  # model_key -> run whose backdoored model is reused
     unit_error: Optional[str] = None
+    data_errors: Dict[str, str] = {}  # a holding ratio this split cannot give
     with Store(db_path) as store:
         for group in unit:
             first = group[0]
@@ -334,21 +341,26 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
 
             emit("start", first.key, {"run": first.describe(), "axes": first.axes})
             t_setup = time.perf_counter()
-            setup_error = unit_error
+            setup_error = unit_error or data_errors.get(first.data_key)
             run = None
             snaps: Dict[str, Any] = {}
             if setup_error is None:
                 try:
                     run = SeedRun(build_defend_config(cfg_dict), first.seed, progress)
                     if source is not None:
-                        _share(source, run)
+                        _share(data_sources.get(first.data_key, source), run,
+                               same_data=first.data_key in data_sources)
                     if first.attack_key in attack_sources:  # e.g. another adaptive alpha
                         run.share_stages(attack_sources[first.attack_key],
                                          ("attack_plugin", "attack_result", "triggered_eval"))
+                    if first.model_key and first.model_key in model_sources:  # another holding
+                        run.share_stages(model_sources[first.model_key],
+                                         ("attack_plugin", "attack_result", "backdoored_model"))
                     captured: Dict[str, Any] = {}
                     _instrument(run, captured)
                     # Fixed stage order (see module doc): clean model before the attack.
                     run.data
+                    data_sources.setdefault(first.data_key, run)
                     run.clean_model
                     if source is None:
                         source = run
@@ -360,12 +372,17 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
                             # the runner trained the model: the attack result does not depend
                             # on alpha; an attack training its own model (GTA) may apply alpha
                             attack_sources.setdefault(first.attack_key, run)
+                        if first.model_key:
+                            model_sources.setdefault(first.model_key, run)
                     snaps = {"clean_model": _snapshot(run.clean_model)}
                     if run.cfg.attack:
                         snaps["backdoored_model"] = _snapshot(run.backdoored_model)
                 except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on
                     setup_error = _error_text(exc, state["stage"])
-                    if run is None or "clean_model" not in run._cache:
+                    if (run is not None and "data" not in run._cache
+                            and run._dataset is not None):  # loaded, but not this split
+                        data_errors[first.data_key] = setup_error  # this holding ratio only
+                    elif run is None or "clean_model" not in run._cache:
                         unit_error = setup_error  # data or clean model broken: whole unit
             setup_s = time.perf_counter() - t_setup
             setup_timings = dict(run.timings) if run is not None else {}

@@ -118,3 +118,34 @@ def test_run_rejects_zero_threads(tmp_path):
                                     "--threads", "0"])
     assert res.exit_code == 2 and "--threads must be >= 1" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "r.sqlite").exists()
+
+
+def test_holding_ratio_shares_the_models_and_fails_alone(tmp_path):
+    """The holding set is drawn after the train split: a holding-ratio sweep trains the clean
+    and backdoored models once, a ratio the split cannot give fails alone, and a ratio run
+    alone gives the numbers it gave in the sweep."""
+    doc = tiny_doc(sweep={"holding_ratio": [0.9, 0.05, 0.1]})
+    grid = load_grid(doc=doc)
+    assert len({r.unit_key for r in grid.runs}) == 1
+    assert len({r.model_key for r in grid.runs}) == 1
+    assert len({r.group_key for r in grid.runs}) == 3
+    s = run_grid(grid, str(tmp_path / "a.sqlite"), device="cpu")
+    assert (s.ok, s.failed) == (4, 2)
+    rows = records(tmp_path / "a.sqlite")
+    by = {(r.axes["holding_ratio"], r.axes["defense"]): r for r in rows.values()}
+    for d in ("Before", "finetune"):
+        assert "holding_ratio 0.9 asks for" in by[(0.9, d)].error
+    first, second = by[(0.05, "Before")], by[(0.1, "Before")]
+    assert "train clean model" in first.timings and "train backdoored model" in first.timings
+    for stage in ("train clean model", "attack", "train backdoored model"):
+        assert stage not in second.timings  # shared, not recomputed
+    assert "prepare data" in second.timings  # its own holding and evaluation sets
+    assert first.record["sizes"]["train"] == second.record["sizes"]["train"]
+    assert first.record["sizes"]["holding"] < second.record["sizes"]["holding"]
+    alone = load_grid(doc=tiny_doc(sweep={"holding_ratio": [0.1]}))
+    run_grid(alone, str(tmp_path / "b.sqlite"), device="cpu")
+    b = records(tmp_path / "b.sqlite")
+    assert len(b) == 2
+    for key, row in b.items():
+        assert "train backdoored model" in row.timings or row.axes["defense"] != "Before"
+        assert row.status == "ok" and row.record == rows[key].record
