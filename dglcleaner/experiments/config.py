@@ -58,6 +58,10 @@ BACKDOOR_TRAINING_FIELDS = ("adaptive_alpha",)
 #: (:func:`~dglcleaner.data.splits.split_dataset`), so runs that differ only in these share
 #: the clean model, the attack result and the backdoored model (not the data stage).
 EVAL_FIELDS = ("holding_ratio",)
+#: Fields the data stage reads but the clean model does not (the holding and evaluation sets,
+#: the trigger size derived from the dataset): runs differing only in these recompute the data
+#: stage and share the clean model.
+DATA_STAGE_FIELDS = EVAL_FIELDS + ("trigger_size", "trigger_fraction")
 DEFENSE_FIELDS = ("defense", "defense_params", "defense_preset")
 #: Left out of the run key: they say where a run happens, not what it computes.
 UNKEYED_FIELDS = ("device", "data_dir", "seeds")
@@ -75,10 +79,10 @@ class RunSpec:
     config: Dict[str, Any]          # DefendConfig.to_dict() without the unkeyed fields
     axes: Dict[str, Any]
     unit_key: str                   # clean model: shared by every attack, defense, holding
-    group_key: str                  # + holding + attack: data and attack shared by defenses
+    group_key: str                  # + data stage + attack: shared by every defense
     grid: str = ""
     attack_key: str = ""            # + attack result (not its model): shared across alphas
-    data_key: str = ""              # unit + holding set: the data stage
+    data_key: str = ""              # unit + holding set and trigger size: the data stage
     model_key: str = ""             # group minus holding: attack and backdoored model
 
     @property
@@ -396,7 +400,7 @@ def _one_run(grid_name, base, ds, mdl, atk, dfn, point, apoint, dpoint, seed, ru
     axes.update({f"defense.{k}": v for k, v in dpoint.items()})
     axes["seed"] = int(seed)
     data = {k: v for k, v in canon.items() if k not in ATTACK_FIELDS + DEFENSE_FIELDS}
-    unit = {k: v for k, v in data.items() if k not in EVAL_FIELDS}
+    unit = {k: v for k, v in data.items() if k not in DATA_STAGE_FIELDS}
     group = {k: v for k, v in canon.items() if k not in DEFENSE_FIELDS}
     attack = {k: v for k, v in group.items() if k not in BACKDOOR_TRAINING_FIELDS}
     model = {k: v for k, v in group.items() if k not in EVAL_FIELDS}

@@ -3,13 +3,13 @@
 Work is shared at two levels (see :func:`~dglcleaner.experiments.config.group_runs`):
 
 * a *unit* (dataset, features, split, model, training settings, seed) loads the data and trains
-  the clean model once, for every attack and defense;
-* a *group* (unit + holding ratio + attack settings) runs the attack and trains the backdoored
-  model once, for every defense; groups that differ only in how the backdoored model is trained
-  (the adaptive attack's ``adaptive_alpha``) also share the attack result, and groups that
-  differ only in the holding ratio share the attack result and the backdoored model (the
-  holding set is drawn from the test split after the train split, so the models never see it;
-  ``EVAL_FIELDS`` in :mod:`~dglcleaner.experiments.config`).
+  the clean model once, for every attack, defense, holding ratio and trigger size;
+* a *group* (unit + holding ratio and trigger size + attack settings) runs the attack and
+  trains the backdoored model once, for every defense; groups that differ only in how the
+  backdoored model is trained (the adaptive attack's ``adaptive_alpha``) also share the attack
+  result, and groups that differ only in the holding ratio share the attack result and the
+  backdoored model (the holding set is drawn from the test split after the train split, so
+  the models never see it; ``EVAL_FIELDS`` in :mod:`~dglcleaner.experiments.config`).
 
 After each defense the evaluator adds ``record["recovery"]`` when the defense exposes its
 recovered trigger (GCleaner): :func:`recovery_metrics` (Table 4's similarity and recovery ASR).
@@ -328,7 +328,7 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
     attack_sources: Dict[str, Any] = {}  # attack_key -> run whose attack result is reused
     model_sources: Dict[str, Any] = {}  # model_key -> run whose backdoored model is reused
     unit_error: Optional[str] = None
-    data_errors: Dict[str, str] = {}  # a holding ratio this split cannot give
+    data_errors: Dict[str, str] = {}  # e.g. a holding ratio this split cannot give
     with Store(db_path) as store:
         for group in unit:
             first = group[0]
@@ -381,7 +381,7 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
                     setup_error = _error_text(exc, state["stage"])
                     if (run is not None and "data" not in run._cache
                             and run._dataset is not None):  # loaded, but not this split
-                        data_errors[first.data_key] = setup_error  # this holding ratio only
+                        data_errors[first.data_key] = setup_error  # e.g. this holding only
                     elif run is None or "clean_model" not in run._cache:
                         unit_error = setup_error  # data or clean model broken: whole unit
             setup_s = time.perf_counter() - t_setup

@@ -149,3 +149,20 @@ def test_holding_ratio_shares_the_models_and_fails_alone(tmp_path):
     for key, row in b.items():
         assert "train backdoored model" in row.timings or row.axes["defense"] != "Before"
         assert row.status == "ok" and row.record == rows[key].record
+
+
+def test_trigger_size_sweep_shares_the_clean_model(tmp_path):
+    doc = tiny_doc(defenses=["none"], sweep={"trigger_fraction": [0.1, 0.3]})
+    grid = load_grid(doc=doc)
+    assert len({r.unit_key for r in grid.runs}) == 1
+    assert len({r.model_key for r in grid.runs}) == 2  # the attack depends on the size
+    run_grid(grid, str(tmp_path / "a.sqlite"), device="cpu")
+    rows = sorted(records(tmp_path / "a.sqlite").values(),
+                  key=lambda r: r.axes["trigger_fraction"])
+    small, large = (r.record["attack"]["trigger_size"] for r in rows)
+    assert small < large
+    assert "train clean model" in rows[0].timings
+    assert "train clean model" not in rows[1].timings
+    assert "train backdoored model" in rows[1].timings
+    clean = [{k: r.record["clean"][k] for k in ("acc", "bacc")} for r in rows]
+    assert clean[0] == clean[1]  # same clean model on the same evaluation set
