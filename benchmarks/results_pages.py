@@ -7,9 +7,10 @@ the runs still missing, failed runs with their errors, and the machine, versions
 commit the runs were made on (all taken from the store rows, not from this machine). Then
 writes ``<out>/index.md`` listing every grid (those without runs as "not run yet") and the
 other pages already in ``<out>``. Grids with a ``plot:`` section (curve, bars, confusion) also
-get their figure, ``<figures>/<config>.png`` (default: ``figures`` beside ``<out>``), embedded in the page; a
-curve whose swept axis has fewer than two values in the store is not drawn (one point per
-line says nothing), nor is t-SNE (it trains models; ``dglcleaner plot tsne``)::
+get their figure, ``<figures>/<config>.png`` (default: ``figures`` beside ``<out>``), embedded
+in the page; a curve whose swept axis has fewer than two values in the store is not drawn (one
+point per line says nothing). t-SNE is not drawn here (it trains models): the page embeds
+``<figures>/<config>.png`` if ``dglcleaner plot tsne`` wrote it::
 
     python benchmarks/results_pages.py --db results/dglcleaner.sqlite            # docs/results
     python benchmarks/results_pages.py --db /tmp/s.sqlite --out /tmp/pages --configs my/grids
@@ -67,6 +68,8 @@ def grid_figure(grid, chosen: Sequence[Any], path: Path) -> Optional[str]:
 
     spec = dict(grid.plot)
     kind = spec.get("kind")
+    if kind == "tsne":  # trains its models live (`dglcleaner plot tsne`): embed what it wrote
+        return str(path) if path.is_file() else None
     if kind not in ("curve", "bars", "confusion"):
         return None
     ok = [r for r in chosen if r.status == "ok"]

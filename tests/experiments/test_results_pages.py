@@ -145,17 +145,24 @@ def test_figures_drawn_for_swept_curves_only(tmp_path):
     (configs / "fig7_flat.yaml").write_text(yaml.safe_dump(dict(GRID, name="flat", seeds=1)))
     (configs / "fig8_conf.yaml").write_text(yaml.safe_dump(dict(GRID, name="conf", seeds=1,
                                                                 plot={"kind": "confusion"})))
+    for name in ("fig9_tsne", "fig10_tsne"):  # drawn live by `plot tsne`; only one was
+        (configs / f"{name}.yaml").write_text(yaml.safe_dump(dict(GRID, name=name, seeds=1,
+                                                                  plot={"kind": "tsne"})))
+    figs = tmp_path / "docs" / "figures"
+    figs.mkdir(parents=True)
+    (figs / "fig10_tsne.png").write_bytes(b"drawn by plot tsne")
     db = tmp_path / "s.sqlite"
     with Store(db) as st:
-        for name in ("fig6_swept", "fig7_flat", "fig8_conf"):
+        for name in ("fig6_swept", "fig7_flat", "fig8_conf", "fig9_tsne", "fig10_tsne"):
             for spec in load_grid(configs / f"{name}.yaml").runs:
                 st.put(key=spec.key, grid=spec.grid, seed=spec.seed, axes=spec.axes,
                        config=spec.config, status="ok",
                        record={"defended": {"asr": 50.0, "acc": 90.0}})
     out = tmp_path / "docs" / "results"
     summary = _module().write_pages(str(db), out, configs)
-    figs = tmp_path / "docs" / "figures"
-    assert [Path(f).name for f in summary["figures"]] == ["fig6_swept.png"]
+    assert [Path(f).name for f in summary["figures"]] == ["fig6_swept.png", "fig10_tsne.png"]
+    assert "](../figures/fig10_tsne.png)" in (out / "fig10_tsne.md").read_text()
+    assert "![" not in (out / "fig9_tsne.md").read_text()
     assert (figs / "fig6_swept.png").stat().st_size > 1000
     assert not (figs / "fig7_flat.png").exists()  # one x value: no curve to draw
     assert "![Mini table (synthetic)](../figures/fig6_swept.png)" in (
