@@ -122,7 +122,7 @@ class SeedRun:
 
     #: Stages that depend on the dataset, split, features, model and seed but not on the attack.
     #: (``clean_eval`` is not one: it holds the trigger's ASR on the clean model.)
-    ATTACK_FREE_STAGES = ("data", "clean_model", "clean_eval_pred")
+    ATTACK_FREE_STAGES = ("features", "data", "clean_model", "clean_eval_pred")
 
     def share_stages(self, source: "SeedRun",
                      stages: Tuple[str, ...] = ATTACK_FREE_STAGES) -> "SeedRun":
@@ -175,18 +175,36 @@ class SeedRun:
         return self._dataset
 
     @property
+    def features(self) -> Tuple[Any, List[Any]]:
+        """``(featurizer, featurised graphs)``: fitted on the train split, which does not
+        depend on the holding ratio, so runs that differ only in it (or in the trigger size)
+        can share this stage and hold the featurised graphs once."""
+        return self._cached("features", "featurise data", self._featurise)
+
+    def _split(self):
+        from .data import split_dataset
+
+        return split_dataset(len(self.dataset), train_ratio=self.cfg.train_ratio,
+                             holding_ratio=self.cfg.holding_ratio,
+                             seed=derive_seed(self.seed, "split"))
+
+    def _featurise(self) -> Tuple[Any, List[Any]]:
+        from .data import make_featurizer
+
+        ds = self.dataset
+        featurizer = make_featurizer(self.cfg.features, ds, self._split().train_idx)
+        return featurizer, featurizer.apply(ds.graphs)
+
+    @property
     def data(self) -> Dict[str, Any]:
+        if "data" not in self._cache:
+            self.features  # noqa: B018 - timed as its own stage, before the split is picked
         return self._cached("data", "prepare data", self._prepare)
 
     def _prepare(self) -> Dict[str, Any]:
-        from .data import make_featurizer, split_dataset
-
         ds = self.dataset
-        split = split_dataset(len(ds), train_ratio=self.cfg.train_ratio,
-                              holding_ratio=self.cfg.holding_ratio,
-                              seed=derive_seed(self.seed, "split"))
-        featurizer = make_featurizer(self.cfg.features, ds, split.train_idx)
-        graphs = featurizer.apply(ds.graphs)
+        split = self._split()
+        featurizer, graphs = self.features
 
         def pick(idx):
             idx = idx.tolist()

@@ -179,13 +179,14 @@ def _error_text(exc: BaseException, stage: str) -> str:
 
 
 def _share(source, run, same_data: bool) -> None:
-    """Give ``run`` the clean model (and, with ``same_data``, the featurised data and split)
-    that ``source`` already computed.
+    """Give ``run`` the featurised graphs and the clean model (and, with ``same_data``, the
+    split into train, holding and evaluation sets) that ``source`` already computed.
 
     Both runs share dataset, train split, features and clean-model settings (same unit key),
     so the cached values are exactly what ``run`` would compute. Uses SeedRun's stage cache.
     """
-    run.share_stages(source, ("data", "clean_model") if same_data else ("clean_model",))
+    stages = ("features", "data", "clean_model") if same_data else ("features", "clean_model")
+    run.share_stages(source, stages)
 
 
 def _instrument(run, captured: Dict[str, Any]) -> None:

@@ -140,6 +140,7 @@ def test_holding_ratio_shares_the_models_and_fails_alone(tmp_path):
     for stage in ("train clean model", "attack", "train backdoored model"):
         assert stage not in second.timings  # shared, not recomputed
     assert "prepare data" in second.timings  # its own holding and evaluation sets
+    assert "featurise data" in first.timings and "featurise data" not in second.timings
     assert first.record["sizes"]["train"] == second.record["sizes"]["train"]
     assert first.record["sizes"]["holding"] < second.record["sizes"]["holding"]
     alone = load_grid(doc=tiny_doc(sweep={"holding_ratio": [0.1]}))
