@@ -87,9 +87,22 @@ def _panel_grid(rows: Sequence[RunRow], x: str, hue: str, panel: Optional[str],
     return fig, axs, panels, metrics
 
 
+def _hue_colors(rows: Sequence[RunRow], hue: str) -> Dict[Any, str]:
+    """One colour per ``hue`` value, the same in every panel (a panel may lack some values,
+    and matplotlib's colour cycle would then give the same value another colour there)."""
+    values = OrderedDict.fromkeys(r.axes.get(hue) for r in rows)
+    return {hv: f"C{i % 10}" for i, hv in enumerate(values)}
+
+
 def _finish(fig, axs, out: str | Path, title: str) -> str:
-    """Legend on the top-right panel, optional title, save."""
-    axs[0][-1].legend(fontsize="small", loc="best")
+    """One legend (every label of every panel, once) on the top-right panel, optional title,
+    save."""
+    handles: Dict[str, Any] = {}
+    for ax in (a for row in axs for a in row):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    if handles:
+        axs[0][-1].legend(list(handles.values()), list(handles), fontsize="small", loc="best")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -122,19 +135,22 @@ def plot_curves(rows: Sequence[RunRow], x: str, out: str | Path, *, hue: str = "
     """Metric (mean ± std band) against the numeric axis ``x``; a line per ``hue`` value
     (``xlabel`` names the x axis, default ``x``)."""
     fig, axs, panels, metrics = _panel_grid(rows, x, hue, panel, metrics, group, 3.6)
+    colors = _hue_colors(rows, hue)
     for j, pv in enumerate(panels):
         sub = [r for r in rows if not panel or r.axes.get(panel) == pv]
         for i, m in enumerate(metrics):
             ax = axs[i][j]
             agg = _aggregate(sub, [hue, x], m)
-            for hv in OrderedDict.fromkeys(k[0] for k in agg):
+            present = {k[0] for k in agg}
+            for hv in (h for h in colors if h in present):
                 pts = sorted((float(k[1]), v) for k, v in agg.items() if k[0] == hv)
                 xs = [p[0] for p in pts]
                 mean = [p[1][0] for p in pts]
                 std = [p[1][1] for p in pts]
-                ax.plot(xs, mean, marker="o", label=str(hv))
+                ax.plot(xs, mean, marker="o", label=str(hv), color=colors[hv])
                 ax.fill_between(xs, [a - b for a, b in zip(mean, std)],
-                                [a + b for a, b in zip(mean, std)], alpha=0.15)
+                                [a + b for a, b in zip(mean, std)], alpha=0.15,
+                                color=colors[hv])
             ax.set_xlabel(xlabel or x)
             ax.set_ylabel(f"{_label(m, group)} (%)")
             ax.set_ylim(-2, 102)
@@ -149,10 +165,12 @@ def plot_bars(rows: Sequence[RunRow], out: str | Path, *, x: str = "model", hue:
               group: str = "defended", title: str = "") -> str:
     """Grouped bars (mean, std as error bar): one group per ``x`` value, a bar per ``hue``."""
     fig, axs, panels, metrics = _panel_grid(rows, x, hue, panel, metrics, group, 3.8)
+    colors = _hue_colors(rows, hue)
     for j, pv in enumerate(panels):
         sub = [r for r in rows if not panel or r.axes.get(panel) == pv]
         xs = list(OrderedDict.fromkeys(r.axes.get(x) for r in sub))
-        hues = list(OrderedDict.fromkeys(r.axes.get(hue) for r in sub))
+        present = {r.axes.get(hue) for r in sub}
+        hues = [h for h in colors if h in present]
         width = 0.8 / max(1, len(hues))
         for i, m in enumerate(metrics):
             ax = axs[i][j]
@@ -161,7 +179,7 @@ def plot_bars(rows: Sequence[RunRow], out: str | Path, *, x: str = "model", hue:
                 vals = [agg.get((xv, hv), (float("nan"), 0.0, 0)) for xv in xs]
                 ax.bar([k + h * width - 0.4 + width / 2 for k in range(len(xs))],
                        [v[0] for v in vals], width, yerr=[v[1] for v in vals], label=str(hv),
-                       capsize=2)
+                       capsize=2, color=colors[hv])
             ax.set_xticks(range(len(xs)))
             ax.set_xticklabels([str(v) for v in xs])
             ax.set_ylabel(f"{_label(m, group)} (%)")

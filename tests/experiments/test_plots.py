@@ -59,3 +59,36 @@ def test_tsne_separates_clusters():
     within = max(np.nanmax(np.where(np.isinf(d[:30, :30]), np.nan, d[:30, :30])),
                  np.nanmax(np.where(np.isinf(d[30:, 30:]), np.nan, d[30:, 30:])))
     assert d[:30, 30:].min() > within
+
+
+def test_a_hue_keeps_its_colour_in_every_panel(tmp_path, monkeypatch):
+    """A panel without the first hue value must not shift the others' colours, and the legend
+    lists every value once (it is drawn on one panel only)."""
+    figs = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out: figs.append(fig) or str(out))
+    rows = [row(0, d, r) for d in ("Before", "GCleaner") for r in (0.01, 0.05)]
+    for r in rows:
+        r.axes["attack"] = "Sub-BA"
+    gta = [row(0, "GCleaner", r, model="gcn") for r in (0.01, 0.05)]
+    for r in gta:
+        r.axes["attack"] = "GTA"  # this panel has no 'Before' line
+    plots.plot_curves(rows + gta, "injection_ratio", tmp_path / "c.png", hue="defense",
+                      panel="attack")
+    (fig,) = figs
+    colour = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            colour.setdefault(line.get_label(), set()).add(line.get_color())
+    assert set(colour) == {"Before", "GCleaner"}
+    assert all(len(c) == 1 for c in colour.values()) and colour["Before"] != colour["GCleaner"]
+    legend = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().texts]
+    assert sorted(legend) == ["Before", "GCleaner"]
+    plots.plot_bars(rows + gta, tmp_path / "b.png", x="injection_ratio", hue="defense",
+                    panel="attack")
+    bars = {}
+    for ax in figs[1].axes:
+        for cont in ax.containers:
+            if hasattr(cont, "patches"):
+                bars.setdefault(cont.get_label(), set()).update(
+                    tuple(p.get_facecolor()) for p in cont.patches)
+    assert all(len(c) == 1 for c in bars.values()) and len(bars) == 2
