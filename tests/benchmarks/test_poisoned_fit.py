@@ -1,0 +1,19 @@
+"""benchmarks/poisoned_fit.py runs end to end on the synthetic data (no files)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_prints_the_fit_of_the_poisoned_graphs():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "poisoned_fit.py"),
+                           "--epochs", "3"], check=True, cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["poisoned"] > 0
+    for key in ("poisoned_to_target_backdoored", "poisoned_to_target_clean",
+                "train_acc_unpoisoned_backdoored"):
+        assert 0.0 <= out[key] <= 100.0
+    assert 0.0 <= out["eval_backdoored"]["asr"] <= 100.0 and out["machine"]["cores"]
