@@ -17,3 +17,11 @@ def test_prints_the_fit_of_the_poisoned_graphs():
                 "train_acc_unpoisoned_backdoored"):
         assert 0.0 <= out[key] <= 100.0
     assert 0.0 <= out["eval_backdoored"]["asr"] <= 100.0 and out["machine"]["cores"]
+
+
+def test_bad_attack_name_is_one_line():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "poisoned_fit.py"),
+                           "--attack", "no-such-attack"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "no-such-attack" in proc.stderr
