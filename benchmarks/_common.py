@@ -17,8 +17,10 @@ def machine() -> Dict[str, Any]:
     except OSError:  # pragma: no cover
         load = (float("nan"),) * 3
     try:
+        # the checkout this script lives in, whatever the working directory
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5).stdout.strip()
+                                text=True, timeout=5,
+                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
     except Exception:  # noqa: BLE001
         commit = "?"
     cpu = "?"
