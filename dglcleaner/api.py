@@ -283,7 +283,12 @@ class Attack(PluginMeta, Protocol):
 
     def run(self, ctx: Any) -> Any:
         """Graph task: ``AttackContext -> AttackResult``; node task: ``NodeAttackContext ->
-        NodeAttackResult``."""
+        NodeAttackResult``.
+
+        Optional (graph task): ``check(ctx)``, called by the runner before any model is
+        trained, with the run's ``AttackContext`` minus ``clean_model`` (``None``). It should be
+        cheap and raise :class:`~dglcleaner.errors.ParameterError` for settings ``run`` would
+        refuse, so bad input fails in seconds instead of after the clean model's training."""
 
 
 @runtime_checkable
@@ -293,7 +298,10 @@ class Defense(PluginMeta, Protocol):
     threat_model: ThreatModel
 
     def run(self, ctx: DefenseContext) -> DefenseResult:
-        ...
+        """Optional: ``check(ctx)``, called by ``defend`` before any model is trained, with the
+        run's ``DefenseContext`` minus what does not exist yet: ``model``, ``train_graphs``,
+        ``train_labels`` and ``oracle_trigger`` are ``None``; the holding set is there. Cheap;
+        raises :class:`~dglcleaner.errors.ParameterError` for settings ``run`` would refuse."""
 
 
 @runtime_checkable
@@ -381,6 +389,11 @@ class PluginBase:
     def get_params(self) -> Dict[str, Any]:
         """The validated parameter values (for the results store and reports)."""
         return dict(self._params)
+
+    def check(self, ctx: Any) -> None:
+        """Raise :class:`~dglcleaner.errors.ParameterError` for settings this plugin cannot
+        honour on ``ctx``'s data; nothing by default. See :class:`Attack` and :class:`Defense`
+        for what the context holds at check time."""
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._params.items())

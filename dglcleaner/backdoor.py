@@ -4,7 +4,7 @@ set, drawn from non-target graphs; trigger size ``max(2, floor(0.2 * avg nodes))
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +37,14 @@ def check_attack_settings(graphs: Sequence, labels: torch.Tensor, num_classes: i
             f"every training graph already has the target label {target}; choose another "
             f"--target (valid: 0..{num_classes - 1})"
         )
+
+
+def check_context(ctx, trigger_size: Optional[int] = None) -> None:
+    """:func:`check_attack_settings` on an ``AttackContext`` (``trigger_size`` defaults to the
+    context's): the ``check`` hook of an attack that plants ``trigger_size`` nodes."""
+    k = int(ctx.trigger_size if trigger_size is None else trigger_size)
+    check_attack_settings(ctx.train_graphs, ctx.train_labels, ctx.num_classes,
+                          ctx.target_label, ctx.injection_ratio, k)
 
 
 def poison_count(num_train: int, ratio: float) -> int:

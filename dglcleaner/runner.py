@@ -246,17 +246,28 @@ class SeedRun:
                     f"--task node` for it)")
             clean_model = self.clean_model  # trained (or cached) before the attack's seeding
             seed_everything(derive_seed(self.seed, "attack"))
-            g, y = self.data["train"]
-            ctx = AttackContext(
-                train_graphs=g, train_labels=y, num_classes=self.data["num_classes"],
-                featurizer=self.data["featurizer"], target_label=self.cfg.target_label,
-                injection_ratio=self.cfg.injection_ratio,
-                trigger_size=self.data["trigger_size"], seed=derive_seed(self.seed, "attack"),
-                device=self.device, build_model=self.build_model, train=self.train,
-                clean_model=clean_model, get_explainer=get_explainer,
-                progress=self.progress, adaptive_alpha=self.cfg.adaptive_alpha)
-            return plugin.run(ctx)
+            return plugin.run(self.attack_context(clean_model))
         return self._cached("attack_result", "attack", run)
+
+    def attack_context(self, clean_model: Optional[torch.nn.Module]) -> AttackContext:
+        """The attack's view of this run (``clean_model`` ``None`` for a check)."""
+        g, y = self.data["train"]
+        return AttackContext(
+            train_graphs=g, train_labels=y, num_classes=self.data["num_classes"],
+            featurizer=self.data["featurizer"], target_label=self.cfg.target_label,
+            injection_ratio=self.cfg.injection_ratio,
+            trigger_size=self.data["trigger_size"], seed=derive_seed(self.seed, "attack"),
+            device=self.device, build_model=self.build_model, train=self.train,
+            clean_model=clean_model, get_explainer=get_explainer,
+            progress=self.progress, adaptive_alpha=self.cfg.adaptive_alpha)
+
+    def check(self, defense: Any = None) -> None:
+        """Run the attack's and ``defense``'s (a plugin instance) optional ``check`` hooks on
+        this run's data before any model is trained (see :class:`~dglcleaner.api.Attack`)."""
+        if self.cfg.attack and callable(getattr(self.attack, "check", None)):
+            self.attack.check(self.attack_context(None))
+        if defense is not None and callable(getattr(defense, "check", None)):
+            defense.check(defense_context(self, defense, check=True))
 
     @property
     def backdoored_model(self) -> torch.nn.Module:
@@ -359,8 +370,9 @@ class SeedRun:
         return rec
 
 
-def defense_context(run: SeedRun, defense) -> DefenseContext:
-    """What ``defense`` may see under its threat model, and nothing more."""
+def defense_context(run: SeedRun, defense, check: bool = False) -> DefenseContext:
+    """What ``defense`` may see under its threat model, and nothing more. With ``check``,
+    nothing that needs a trained model or the attack: the context for ``defense.check``."""
     tm = ThreatModel(defense.threat_model)
     d = run.data
     ctx = DefenseContext(threat_model=tm, featurizer=d["featurizer"],
@@ -368,19 +380,20 @@ def defense_context(run: SeedRun, defense) -> DefenseContext:
                          device=run.device, build_model=run.build_model, train=run.train,
                          get_explainer=get_explainer, progress=run.progress)
     if tm is ThreatModel.POST_TRAINING:
-        ctx.model = run.backdoored_model if run.cfg.attack else run.clean_model
         ctx.clean_graphs, ctx.clean_labels = d["holding"]
         if len(ctx.clean_graphs) == 0:
             raise ParameterError(
                 f"defense {defense.name!r} needs clean holding data but the holding set is empty;"
                 f" raise --holding-ratio (now {run.cfg.holding_ratio})")
-    else:
+        if not check:
+            ctx.model = run.backdoored_model if run.cfg.attack else run.clean_model
+    elif not check:
         if run.cfg.attack:
             res = run.attack_result
             ctx.train_graphs, ctx.train_labels = res.train_graphs, res.train_labels
         else:
             ctx.train_graphs, ctx.train_labels = d["train"]
-    if getattr(defense, "wants_oracle_trigger", False) and run.cfg.attack:
+    if getattr(defense, "wants_oracle_trigger", False) and run.cfg.attack and not check:
         ctx.oracle_trigger = run.attack_result.apply_trigger
     return ctx
 
@@ -447,6 +460,8 @@ def run_defend(cfg: DefendConfig, progress: Optional[Callable[[int, str], None]]
         seed = cfg.seed + i
         cb = (lambda msg, _i=i: progress(_i, msg)) if progress else None
         run = SeedRun(cfg, seed, cb)
+        # the plugins' own checks on this seed's data: bad settings fail before any training
+        run.check(make_plugin("defense", cfg.defense, cfg.defense_params, cfg.defense_preset))
         runs.append(run.record(cfg.defense, cfg.defense_params, cfg.defense_preset))
         if save_model and i == 0:
             from .model_io import save_model as save

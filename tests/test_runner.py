@@ -65,6 +65,38 @@ def test_defense_gets_only_its_threat_model(synthetic_run, tm):
     assert ctx.oracle_trigger is None
 
 
+@pytest.mark.parametrize("tm", list(ThreatModel))
+def test_check_context_holds_no_model_and_no_poisoned_set(tm):
+    from dglcleaner.runner import SeedRun
+
+    run = SeedRun(_cfg(), 0)
+    ctx = defense_context(run, _FakeDefense(tm), check=True)
+    assert ctx.model is None and ctx.train_graphs is None and ctx.oracle_trigger is None
+    if tm is ThreatModel.POST_TRAINING:
+        assert len(ctx.clean_graphs) == len(run.data["holding"][0])
+    # nothing was trained or attacked to build it
+    assert run.cached("clean_model") is None and run.cached("attack_result") is None
+
+
+def test_check_hooks_are_optional_and_run_before_training():
+    from dglcleaner.runner import SeedRun
+
+    seen = []
+
+    class Checked(_FakeDefense):
+        def check(self, ctx):
+            seen.append(ctx.clean_graphs is not None)
+
+    run = SeedRun(_cfg(), 0)
+    run.check(_FakeDefense(ThreatModel.POST_TRAINING))  # a plugin without the hook
+    run.check(Checked(ThreatModel.POST_TRAINING))
+    assert seen == [True] and run.cached("clean_model") is None
+    bad = SeedRun(_cfg(trigger_size=10_000), 0)
+    with pytest.raises(ParameterError, match="trigger size"):
+        bad.check()
+    assert bad.cached("clean_model") is None
+
+
 def test_holding_set_disjoint_from_eval(synthetic_run):
     split = synthetic_run.data["split"]
     hold, ev = set(split.holding_idx.tolist()), set(split.eval_idx.tolist())

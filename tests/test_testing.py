@@ -9,6 +9,7 @@ import torch
 from dglcleaner import testing
 from dglcleaner.api import (DefenseContext, DefenseResult, NodeAttackResult, PluginBase,
                             ThreatModel)
+from dglcleaner.errors import ParameterError
 from dglcleaner.params import Param
 from dglcleaner.training import clone_model
 
@@ -171,6 +172,16 @@ class HonestNodeAttack(GreedyNodeAttack):
         return NodeAttackResult(labels=labels, flipped_idx=idx)
 
 
+class ModelCheckingDefense(GoodDefense):
+    """Its check reads the model, which does not exist yet when the runner calls it."""
+
+    name = "model-checking-defense"
+
+    def check(self, ctx):
+        if ctx.model.training:
+            raise ParameterError("never reached")
+
+
 def test_good_defense_passes_every_check() -> None:
     testing.check_defense(GoodDefense)
 
@@ -186,6 +197,7 @@ def test_good_defense_passes_every_check() -> None:
     (NegativeExplainer, testing.check_explainer_output, "non-negative"),
     (TrainModeExplainer, testing.check_explainer_no_mutation, "training mode"),
     (MutatingAttack, testing.check_attack_no_mutation, "in place"),
+    (ModelCheckingDefense, testing.check_settings_hook, "before training"),
     (GreedyNodeAttack, testing.check_attack_output, "budget"),
 ], ids=lambda x: getattr(x, "__name__", None) if not isinstance(x, str) else None)
 def test_check_catches_violation(plugin, check, match) -> None:

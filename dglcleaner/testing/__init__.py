@@ -45,7 +45,8 @@ from ._checks import (COMMON_CHECKS, KIND_CHECKS, Check, check_api_version,
                       check_defense_no_mutation, check_defense_output, check_defense_seeded,
                       check_defense_threat_model, check_docstring, check_explainer_no_mutation,
                       check_explainer_output, check_explainer_seeded, check_metadata,
-                      check_params_validated, plugin_class, plugin_instance, yield_checks)
+                      check_params_validated, check_settings_hook, plugin_class,
+                      plugin_instance, yield_checks)
 from ._guard import GuardedDefenseContext, ThreatModelViolation, excluded_fields
 
 
@@ -119,6 +120,7 @@ __all__ = [
     "check_defense_output", "check_defense_seeded", "check_defense_threat_model",
     "check_docstring", "check_explainer", "check_explainer_no_mutation", "check_explainer_output",
     "check_explainer_seeded", "check_metadata", "check_params_validated", "check_plugin",
+    "check_settings_hook",
     "excluded_fields", "get_bench", "make_node_problem", "parametrize_with_checks",
     "plugin_class", "plugin_instance", "yield_checks",
 ]

@@ -204,6 +204,30 @@ def check_params_validated(plugin: Any, device: Optional[str] = None) -> None:
                                  f"ParameterError")
 
 
+def check_settings_hook(plugin: Any, device: Optional[str] = None) -> None:
+    """The optional ``check`` hook accepts the bench's valid settings with what the runner
+    hands it before training: no clean model (attacks); no model, no poisoned training set
+    (defenses)."""
+    inst = plugin_instance(plugin)
+    hook = getattr(inst, "check", None)
+    if not callable(hook) or inst.task != "graph":
+        _skip(f"{_label(plugin)} has no check hook for graph runs")
+    bench = get_bench(_device(device))
+    if inst.kind == "attack":
+        ctx = bench.attack_context()
+        ctx.clean_model = None
+    else:
+        from ..runner import defense_context
+
+        ctx = defense_context(bench.run, inst, check=True)
+    try:
+        hook(ctx)
+    except Exception as exc:  # noqa: BLE001 - any failure here breaks the contract
+        raise AssertionError(
+            f"{_label(plugin)}.check failed on the bench's valid settings before training "
+            f"(model and poisoned set are None then): {type(exc).__name__}: {exc}") from exc
+
+
 # ---------------------------------------------------------------------------------------------
 # attacks
 # ---------------------------------------------------------------------------------------------
@@ -569,9 +593,10 @@ class Check:
 
 COMMON_CHECKS = (check_metadata, check_api_version, check_docstring, check_params_validated)
 KIND_CHECKS: Dict[str, tuple] = {
-    "attack": (check_attack_output, check_attack_no_mutation, check_attack_seeded),
+    "attack": (check_attack_output, check_attack_no_mutation, check_attack_seeded,
+               check_settings_hook),
     "defense": (check_defense_output, check_defense_threat_model, check_defense_no_mutation,
-                check_defense_seeded),
+                check_defense_seeded, check_settings_hook),
     "explainer": (check_explainer_output, check_explainer_no_mutation, check_explainer_seeded),
 }
 

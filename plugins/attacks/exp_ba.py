@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from dglcleaner.api import AttackContext, AttackResult, PluginBase
-from dglcleaner.backdoor import (assemble_poisoned, check_attack_settings, poison_count,
+from dglcleaner.backdoor import (assemble_poisoned, check_context, poison_count,
                                  select_poison_indices)
 from dglcleaner.errors import ParameterError
 from dglcleaner.graph_ops import (choose_nodes, random_trigger_graph, replace_subgraph,
@@ -117,10 +117,12 @@ class ExpBA(PluginBase):
             out += [s.cpu().numpy() for s in torch.split(scores, bg.batch_num_nodes().tolist())]
         return out
 
+    def check(self, ctx: AttackContext) -> None:
+        check_context(ctx)
+
     def run(self, ctx: AttackContext) -> AttackResult:
+        self.check(ctx)
         k = int(ctx.trigger_size)
-        check_attack_settings(ctx.train_graphs, ctx.train_labels, ctx.num_classes,
-                              ctx.target_label, ctx.injection_ratio, k)
         trig = random_trigger_graph("er", k, self.density,
                                     derive_seed(ctx.seed, "exp-ba", "trigger"))
         edges = sorted((min(a, b), max(a, b)) for a, b in trig.edges())

@@ -119,7 +119,7 @@ from torch import nn
 
 from dglcleaner._dgl import dgl
 from dglcleaner.api import AttackContext, AttackResult, PluginBase
-from dglcleaner.backdoor import assemble_poisoned, check_attack_settings, select_poison_indices
+from dglcleaner.backdoor import assemble_poisoned, check_context, select_poison_indices
 from dglcleaner.graph_ops import from_pairs, replace_subgraph, undirected_pairs
 from dglcleaner.params import Param
 from dglcleaner.seeding import derive_seed
@@ -230,10 +230,12 @@ class GTA(PluginBase):
     }
 
     # ------------------------------------------------------------------------------------
+    def check(self, ctx: AttackContext) -> None:
+        check_context(ctx)
+
     def run(self, ctx: AttackContext) -> AttackResult:
+        self.check(ctx)
         k = int(ctx.trigger_size)
-        check_attack_settings(ctx.train_graphs, ctx.train_labels, ctx.num_classes,
-                              ctx.target_label, ctx.injection_ratio, k)
         device = torch.device(ctx.device)
         timings: Dict[str, float] = {"prepare": 0.0, "topology_generator": 0.0,
                                      "feature_generator": 0.0, "materialise": 0.0,

@@ -88,7 +88,7 @@ import torch
 
 from dglcleaner._dgl import dgl
 from dglcleaner.api import AttackContext, AttackResult, PluginBase
-from dglcleaner.backdoor import (assemble_poisoned, check_attack_settings, forced_batches,
+from dglcleaner.backdoor import (assemble_poisoned, check_context, forced_batches,
                                  select_poison_indices)
 from dglcleaner.errors import ParameterError
 from dglcleaner.graph_ops import replace_subgraph, trigger_edges_for
@@ -203,15 +203,17 @@ class MotifBA(PluginBase):
     presets = {"official": {"poison_all_classes": True, "with_replacement": True,
                             "poisoned_per_batch": 5}}
 
-    def run(self, ctx: AttackContext) -> AttackResult:
+    def check(self, ctx: AttackContext) -> None:
         m = motif_size(self.motif)
-        check_attack_settings(ctx.train_graphs, ctx.train_labels, ctx.num_classes,
-                              ctx.target_label, ctx.injection_ratio, int(ctx.trigger_size))
-        check_attack_settings(ctx.train_graphs, ctx.train_labels, ctx.num_classes,
-                              ctx.target_label, ctx.injection_ratio, m)
+        check_context(ctx)
+        check_context(ctx, m)
         if self.positions == "motif-dc-b" and self.candidates < m:
             raise ParameterError(
                 f"motif-ba: candidates must be >= the motif's {m} nodes; got {self.candidates}")
+
+    def run(self, ctx: AttackContext) -> AttackResult:
+        self.check(ctx)
+        m = motif_size(self.motif)
         device = torch.device(ctx.device)
         shadow = ctx.clean_model
         if shadow is None and self.positions == "motif-dc-b":

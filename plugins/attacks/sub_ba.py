@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from dglcleaner.api import AttackContext, AttackResult, PluginBase
-from dglcleaner.backdoor import assemble_poisoned, check_attack_settings, select_poison_indices
+from dglcleaner.backdoor import assemble_poisoned, check_context, select_poison_indices
 from dglcleaner.graph_ops import (choose_nodes, from_pairs, random_trigger_graph,
                                   replace_subgraph, trigger_edges_for, undirected_pairs)
 from dglcleaner.params import Param
@@ -90,10 +90,12 @@ class SubBA(PluginBase):
         "sub-ba-release": {"degree_feature_bug": True},
     }
 
+    def check(self, ctx: AttackContext) -> None:
+        check_context(ctx)
+
     def run(self, ctx: AttackContext) -> AttackResult:
+        self.check(ctx)
         k = int(ctx.trigger_size)
-        check_attack_settings(ctx.train_graphs, ctx.train_labels, ctx.num_classes,
-                              ctx.target_label, ctx.injection_ratio, k)
         trigger_seed = (derive_seed(ctx.seed, "sub-ba", "trigger") if self.trigger_seed is None
                         else int(self.trigger_seed))
         trig = random_trigger_graph(self.generator, k, self.density, trigger_seed, self.degree)

@@ -137,6 +137,28 @@ def test_defend_bad_input_is_one_line_exit_2(args, needles) -> None:
     one_line_error(invoke("defend", "--quiet", "--device", "cpu", *args), *needles)
 
 
+# Settings only the data can refute: the plugins' check hooks refuse them before any training.
+LATE_BAD_INPUT = [
+    (["--trigger-size", "10000"], ["trigger size must be in [1, "]),
+    (["--holding-ratio", "0.002"], ["at least two classes", "--holding-ratio"]),
+    (["--defense-param", "n=200"], ["parameter 'n' must be in [1, "]),
+    (["--attack", "motif-ba", "--attack-param", "candidates=2"], ["candidates"]),
+]
+
+
+@pytest.mark.parametrize("args, needles", LATE_BAD_INPUT,
+                         ids=[" ".join(a) for a, _ in LATE_BAD_INPUT])
+def test_defend_data_dependent_bad_input_fails_before_training(args, needles,
+                                                                monkeypatch) -> None:
+    from dglcleaner.runner import SeedRun
+
+    def no_training(self, *a, **k):
+        raise AssertionError("a model was trained before the settings were checked")
+
+    monkeypatch.setattr(SeedRun, "train", no_training)
+    one_line_error(invoke("defend", "--quiet", "--device", "cpu", *args), *needles)
+
+
 def test_defend_malformed_data_folder(tmp_path) -> None:
     folder = tmp_path / "AIDS"
     folder.mkdir()

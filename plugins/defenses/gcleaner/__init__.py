@@ -249,6 +249,15 @@ class GCleaner(PluginBase):
         self.recovered_: Optional[Dict[str, Any]] = None
 
     # ---------------------------------------------------------------------------------------
+    def check(self, ctx: DefenseContext) -> None:
+        """The holding set's checks, before any model exists (auxiliary data needs the model to
+        be labelled, so it is checked in :meth:`run`)."""
+        self._feature_act(ctx)
+        if self.aux_dataset is None:
+            graphs, labels = self._clean_data(ctx, None)
+            self._check_clean(graphs, labels)
+            self._trigger_size(graphs)
+
     def run(self, ctx: DefenseContext) -> DefenseResult:
         t0 = time.perf_counter()
         model = ctx.model
