@@ -15,9 +15,10 @@ After each defense the evaluator adds ``record["recovery"]`` when the defense ex
 recovered trigger (GCleaner): :func:`recovery_metrics` (Table 4's similarity and recovery ASR).
 
 Each stage is seeded from the run seed alone (:func:`~dglcleaner.seeding.derive_seed`), and the
-stages of a group always run in the same order (data, clean model, attack, backdoored model,
-defense), so a run gives the same numbers whether its neighbours ran before it, were skipped
-on a resume, or ran in another worker process.
+stages of a group always run in the same order (data, the attack's ``check`` hook, clean
+model, attack, backdoored model, defense), so a run gives the same numbers whether its
+neighbours ran before it, were skipped on a resume, or ran in another worker process. An
+attack whose check refuses the settings fails its own runs before any training.
 
 A run that raises (a plugin error, a non-finite loss) or ends with non-finite numbers is stored
 as ``failed`` with its error and the grid goes on. Finished rows are committed one by one, so a
@@ -344,6 +345,7 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
             t_setup = time.perf_counter()
             setup_error = unit_error or data_errors.get(first.data_key)
             run = None
+            checked = False
             snaps: Dict[str, Any] = {}
             if setup_error is None:
                 try:
@@ -362,6 +364,8 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
                     # Fixed stage order (see module doc): clean model before the attack.
                     run.data
                     data_sources.setdefault(first.data_key, run)
+                    run.check()  # the attack's own check: bad settings fail before training
+                    checked = True
                     run.clean_model
                     if source is None:
                         source = run
@@ -383,6 +387,8 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
                     if (run is not None and "data" not in run._cache
                             and run._dataset is not None):  # loaded, but not this split
                         data_errors[first.data_key] = setup_error  # e.g. this holding only
+                    elif run is not None and "data" in run._cache and not checked:
+                        pass  # this group's attack settings only; the others still run
                     elif run is None or "clean_model" not in run._cache:
                         unit_error = setup_error  # data or clean model broken: whole unit
             setup_s = time.perf_counter() - t_setup

@@ -167,3 +167,17 @@ def test_trigger_size_sweep_shares_the_clean_model(tmp_path):
     assert "train backdoored model" in rows[1].timings
     clean = [{k: r.record["clean"][k] for k in ("acc", "bacc")} for r in rows]
     assert clean[0] == clean[1]  # same clean model on the same evaluation set
+
+
+def test_attack_check_fails_its_runs_before_training_and_spares_the_others(tmp_path):
+    doc = tiny_doc(defenses=["none"], attacks=[
+        {"name": "motif-ba", "label": "bad", "params": {"candidates": 2}}, "sub-ba"])
+    grid = load_grid(doc=doc)
+    assert len({r.unit_key for r in grid.runs}) == 1
+    s = run_grid(grid, str(tmp_path / "a.sqlite"), device="cpu")
+    assert (s.ok, s.failed) == (1, 1)
+    rows = {r.axes["attack"]: r for r in records(tmp_path / "a.sqlite").values()}
+    bad, good = rows["bad"], rows["sub-ba"]
+    assert bad.status == "failed" and "candidates" in bad.error
+    assert "train clean model" not in bad.timings  # refused before any training
+    assert good.status == "ok" and "train clean model" in good.timings
