@@ -29,6 +29,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--attack", default="sub-ba")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: 100)")
+    ap.add_argument("--injection-ratio", type=float, default=None,
+                    help="fraction of training graphs poisoned (default: 0.05)")
     ap.add_argument("--data-dir", default=None)
     args = ap.parse_args(argv)
 
@@ -44,6 +46,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     settings = {"dataset": args.dataset, "attack": args.attack, "data_dir": args.data_dir}
     if args.epochs is not None:
         settings["train"] = {"epochs": args.epochs}
+    if args.injection_ratio is not None:
+        settings["injection_ratio"] = args.injection_ratio
     start = time.perf_counter()
     try:
         run = SeedRun(build_defend_config(settings), args.seed)
@@ -62,6 +66,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     fit_others = predict(model, [graphs[i] for i in others]) == labels[others]
     out = {"dataset": args.dataset, "attack": args.attack, "seed": args.seed,
+           "injection_ratio": run.cfg.injection_ratio,
            "poisoned": len(poisoned),
            "poisoned_to_target_backdoored": to_target(model),
            "poisoned_to_target_clean": to_target(run.clean_model),

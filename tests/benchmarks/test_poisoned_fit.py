@@ -17,6 +17,23 @@ def test_prints_the_fit_of_the_poisoned_graphs():
                 "train_acc_unpoisoned_backdoored"):
         assert 0.0 <= out[key] <= 100.0
     assert 0.0 <= out["eval_backdoored"]["asr"] <= 100.0 and out["machine"]["cores"]
+    assert out["injection_ratio"] == 0.05
+
+
+def test_injection_ratio_is_passed_on():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "poisoned_fit.py"),
+                           "--epochs", "1", "--injection-ratio", "0.2"], check=True, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["injection_ratio"] == 0.2
+
+
+def test_bad_injection_ratio_is_one_line():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "poisoned_fit.py"),
+                           "--injection-ratio", "1.5"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "injection ratio" in proc.stderr
 
 
 def test_bad_attack_name_is_one_line():
