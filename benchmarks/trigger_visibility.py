@@ -6,8 +6,9 @@ seed this script plants Sub-BA's trigger exactly as a ``defend`` run with the sa
 measures, on the poisoned training graphs against their clean originals:
 
 - ``edges_changed``: edges added plus edges removed, as a percentage of the clean graph's edges;
-- ``trigger_degree_change``: mean absolute change of a trigger node's degree, as a percentage of
-  its clean degree (with one-hot degree features this is how far its feature moves);
+- ``trigger_degree_change``: over the nodes whose degree the trigger changed, the mean absolute
+  change as a percentage of the clean degree (isolated nodes count as degree 1; trigger nodes
+  whose degree happens to stay the same are not counted);
 - ``histogram_separability``: 5-fold cross-validated accuracy of a logistic regression telling a
   triggered graph from its clean original by the sum of its node features (for one-hot degree
   features, the degree histogram: what a sum readout of GIN's input layer sees). Pairs stay in
@@ -173,8 +174,8 @@ def measure(dataset: str, seed: int, data_dir: Optional[str],
 
 def table(records: List[Dict[str, object]]) -> str:
     with_asr = any("backdoored_asr" in r for r in records)
-    head = ("| dataset | seeds | k | mean degree | edges changed (%) | trigger-node degree change "
-            "(%) | histogram separability (%, chance 50) |")
+    head = ("| dataset | seeds | k | mean degree | edges changed (%) | degree change of the nodes "
+            "touched (%) | histogram separability (%, chance 50) |")
     lines = [head + (" backdoored ASR (%) |" if with_asr else ""),
              "|---" * (7 + with_asr) + "|"]
     for ds in dict.fromkeys(r["dataset"] for r in records):
