@@ -81,22 +81,10 @@ def separability(x_clean, x_trig, folds: int = 5, seed: int = 0) -> float:
 def plant(run):
     """Sub-BA's result for ``run`` (a ``SeedRun``): the runner's attack seeding and context,
     minus the clean model it would train first and Sub-BA never reads."""
-    from dglcleaner.api import AttackContext
-    from dglcleaner.registry import make_plugin
     from dglcleaner.seeding import derive_seed, seed_everything
-    import torch
 
-    d = run.data
-    graphs, labels = d["train"]
     seed_everything(derive_seed(run.seed, "attack"))
-    ctx = AttackContext(
-        train_graphs=graphs, train_labels=labels, num_classes=d["num_classes"],
-        featurizer=d["featurizer"], target_label=run.cfg.target_label,
-        injection_ratio=run.cfg.injection_ratio, trigger_size=d["trigger_size"],
-        seed=derive_seed(run.seed, "attack"), device=torch.device("cpu"),
-        build_model=run.build_model, train=run.train)
-    return make_plugin("attack", run.cfg.attack, run.cfg.attack_params,
-                       run.cfg.attack_preset).run(ctx)
+    return run.attack.run(run.attack_context(None))
 
 
 _DEFENSE_FIELDS = ("defense", "defense_params", "defense_preset")

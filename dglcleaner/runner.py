@@ -453,7 +453,7 @@ def run_defend(cfg: DefendConfig, progress: Optional[Callable[[int, str], None]]
     # Resolve plugin names first: a typo fails in milliseconds, before any training.
     if cfg.attack:
         make_plugin("attack", cfg.attack, cfg.attack_params, cfg.attack_preset)
-    make_plugin("defense", cfg.defense, cfg.defense_params, cfg.defense_preset)
+    defense = make_plugin("defense", cfg.defense, cfg.defense_params, cfg.defense_preset)
     runs = []
     start = time.perf_counter()
     for i in range(cfg.seeds):
@@ -461,7 +461,7 @@ def run_defend(cfg: DefendConfig, progress: Optional[Callable[[int, str], None]]
         cb = (lambda msg, _i=i: progress(_i, msg)) if progress else None
         run = SeedRun(cfg, seed, cb)
         # the plugins' own checks on this seed's data: bad settings fail before any training
-        run.check(make_plugin("defense", cfg.defense, cfg.defense_params, cfg.defense_preset))
+        run.check(defense)
         runs.append(run.record(cfg.defense, cfg.defense_params, cfg.defense_preset))
         if save_model and i == 0:
             from .model_io import save_model as save
