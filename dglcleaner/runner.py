@@ -266,8 +266,15 @@ class SeedRun:
         this run's data before any model is trained (see :class:`~dglcleaner.api.Attack`)."""
         if self.cfg.attack and callable(getattr(self.attack, "check", None)):
             self.attack.check(self.attack_context(None))
-        if defense is not None and callable(getattr(defense, "check", None)):
-            defense.check(defense_context(self, defense, check=True))
+        if defense is not None:
+            self.check_defense(defense)
+
+    def check_defense(self, defense: Any) -> None:
+        """Only ``defense``'s check (its context's own checks too: a post-training defense
+        with an empty holding set is refused here)."""
+        ctx = defense_context(self, defense, check=True)
+        if callable(getattr(defense, "check", None)):
+            defense.check(ctx)
 
     @property
     def backdoored_model(self) -> torch.nn.Module:

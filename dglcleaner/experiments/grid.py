@@ -15,10 +15,12 @@ After each defense the evaluator adds ``record["recovery"]`` when the defense ex
 recovered trigger (GCleaner): :func:`recovery_metrics` (Table 4's similarity and recovery ASR).
 
 Each stage is seeded from the run seed alone (:func:`~dglcleaner.seeding.derive_seed`), and the
-stages of a group always run in the same order (data, the attack's ``check`` hook, clean
+stages of a group always run in the same order (data, the ``check`` hooks, clean
 model, attack, backdoored model, defense), so a run gives the same numbers whether its
 neighbours ran before it, were skipped on a resume, or ran in another worker process. An
-attack whose check refuses the settings fails its own runs before any training.
+attack whose check refuses the settings fails its own runs before any training; so does a
+defense with bad parameters or a ``check`` hook that refuses this run's data (the group's
+models are trained only if some run still needs them).
 
 A run that raises (a plugin error, a non-finite loss) or ends with non-finite numbers is stored
 as ``failed`` with its error and the grid goes on. Finished rows are committed one by one, so a
@@ -174,9 +176,30 @@ def _drain(q, emit, queue_mod) -> None:
 # ---------------------------------------------------------------------------------------------
 # One unit
 # ---------------------------------------------------------------------------------------------
+class _AllRefused(Exception):
+    """Every defense of a group refused its settings: skip the group's training."""
+
+
 def _error_text(exc: BaseException, stage: str) -> str:
     msg = " ".join(str(exc).split()) or "(no message)"
     return f"{type(exc).__name__}: {msg} (during {stage})"
+
+
+def _refused_defenses(run, group: Sequence[RunSpec]) -> Dict[str, str]:
+    """Runs of ``group`` whose defense is refused before training (key -> error): unknown or
+    invalid parameters, or the defense's ``check`` hook on this run's data."""
+    from ..registry import make_plugin
+
+    refused = {}
+    for spec in group:
+        try:
+            plugin = make_plugin("defense", spec.config["defense"],
+                                 spec.config["defense_params"] or {},
+                                 spec.config["defense_preset"])
+            run.check_defense(plugin)
+        except Exception as exc:  # noqa: BLE001 - recorded as this run's error
+            refused[spec.key] = _error_text(exc, "defense check")
+    return refused
 
 
 def _share(source, run, same_data: bool) -> None:
@@ -346,6 +369,7 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
             setup_error = unit_error or data_errors.get(first.data_key)
             run = None
             checked = False
+            refused: Dict[str, str] = {}  # spec key -> its defense's refusal
             snaps: Dict[str, Any] = {}
             if setup_error is None:
                 try:
@@ -366,6 +390,9 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
                     data_sources.setdefault(first.data_key, run)
                     run.check()  # the attack's own check: bad settings fail before training
                     checked = True
+                    refused = _refused_defenses(run, group)
+                    if len(refused) == len(group):
+                        raise _AllRefused()  # no run left that needs a model
                     run.clean_model
                     if source is None:
                         source = run
@@ -382,6 +409,8 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
                     snaps = {"clean_model": _snapshot(run.clean_model)}
                     if run.cfg.attack:
                         snaps["backdoored_model"] = _snapshot(run.backdoored_model)
+                except _AllRefused:
+                    pass  # each run keeps its own refusal
                 except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on
                     setup_error = _error_text(exc, state["stage"])
                     if (run is not None and "data" not in run._cache
@@ -401,7 +430,7 @@ def run_unit(unit: Sequence[Sequence[RunSpec]], db_path: str, *, device: str = "
                 t0 = time.perf_counter()
                 before = dict(run.timings) if run is not None else {}
                 rec: Dict[str, Any] = {}
-                error = setup_error
+                error = setup_error or refused.get(spec.key)
                 if error is None:
                     state["stage"] = "defense"
                     captured.clear()

@@ -181,3 +181,26 @@ def test_attack_check_fails_its_runs_before_training_and_spares_the_others(tmp_p
     assert bad.status == "failed" and "candidates" in bad.error
     assert "train clean model" not in bad.timings  # refused before any training
     assert good.status == "ok" and "train clean model" in good.timings
+
+
+def test_defense_check_fails_its_run_before_the_defense_and_spares_the_others(tmp_path):
+    doc = tiny_doc(defenses=[{"name": "none", "label": "Before"},
+                             {"name": "gcleaner", "label": "big", "params": {"n": 10000}},
+                             {"name": "finetune", "label": "typo", "params": {"epohcs": 1}}])
+    s = run_grid(load_grid(doc=doc), str(tmp_path / "a.sqlite"), device="cpu")
+    assert (s.ok, s.failed) == (1, 2)
+    rows = {r.axes["defense"]: r for r in records(tmp_path / "a.sqlite").values()}
+    assert rows["Before"].status == "ok"
+    assert "parameter 'n' must be in [1," in rows["big"].error
+    assert "(during defense check)" in rows["big"].error
+    assert "epohcs" in rows["typo"].error
+    assert "defense" not in rows["big"].timings   # never ran
+
+
+def test_group_whose_defenses_are_all_refused_trains_nothing(tmp_path):
+    doc = tiny_doc(defenses=[{"name": "gcleaner", "label": "big", "params": {"n": 10000}}])
+    s = run_grid(load_grid(doc=doc), str(tmp_path / "a.sqlite"), device="cpu")
+    assert (s.ok, s.failed) == (0, 1)
+    (row,) = records(tmp_path / "a.sqlite").values()
+    assert "parameter 'n' must be in" in row.error
+    assert not any("train" in k for k in row.timings), row.timings
