@@ -13,6 +13,7 @@ point per line says nothing). t-SNE is not drawn here (it trains models): the pa
 ``<figures>/<config>.png`` if ``dglcleaner plot tsne`` wrote it::
 
     python benchmarks/results_pages.py --db results/dglcleaner.sqlite            # docs/results
+    python benchmarks/results_pages.py --runs benchmarks/runs/*.jsonl.gz         # committed runs
     python benchmarks/results_pages.py --db /tmp/s.sqlite --out /tmp/pages --configs my/grids
 
 Pages of grids without runs are not written (an older page of that name is left alone, and
@@ -140,24 +141,41 @@ def index_page(entries: List[Dict[str, Any]], others: Sequence[str], db_label: s
     return "\n".join(lines) + "\n"
 
 
-def write_pages(db: str, out: Path = OUT, configs: Path = CONFIGS,
+def read_rows(db: Optional[str], runs: Sequence[Path] = ()) -> List[Any]:
+    """The stored runs of ``db`` and of the run archives ``runs`` (``dglcleaner export``);
+    a key in both is taken from ``db``."""
+    import tempfile
+
+    from dglcleaner.experiments.archive import import_runs
+    from dglcleaner.experiments.store import iter_rows
+
+    rows = list(iter_rows(db)) if db else []
+    if runs:
+        with tempfile.TemporaryDirectory() as tmp:
+            merged = Path(tmp) / "runs.sqlite"
+            import_runs(runs, merged)
+            have = {r.key for r in rows}
+            rows += [r for r in iter_rows(merged) if r.key not in have]
+    return rows
+
+
+def write_pages(db: Optional[str], out: Path = OUT, configs: Path = CONFIGS,
                 db_label: Optional[str] = None,
-                figures: Optional[Path] = FIGURES) -> Dict[str, Any]:
-    """Write the pages (and figures to ``figures``, ``None``: none; the default is the
-    ``figures`` folder beside ``out``); return
+                figures: Optional[Path] = FIGURES, runs: Sequence[Path] = ()) -> Dict[str, Any]:
+    """Write the pages from the runs of ``db`` and the archives ``runs`` (and figures to
+    ``figures``, ``None``: none; the default is the ``figures`` folder beside ``out``); return
     ``{"written": [...], "not_run": [...], "errors": {...}, "figures": [...]}``."""
     import os
 
     from dglcleaner.errors import UserError
     from dglcleaner.experiments.config import load_grid
     from dglcleaner.experiments.report import grid_rows
-    from dglcleaner.experiments.store import iter_rows
     from dglcleaner.io_utils import atomic_write_bytes
 
-    rows = list(iter_rows(db))
+    rows = read_rows(db, runs)
     if figures is FIGURES:
         figures = Path(out).parent / "figures"
-    db_label = db_label or Path(db).name
+    db_label = db_label or ", ".join([Path(db).name] * bool(db) + [_rel(p) for p in runs])
     out.mkdir(parents=True, exist_ok=True)
     entries: List[Dict[str, Any]] = []
     summary: Dict[str, Any] = {"written": [], "not_run": [], "errors": {}, "figures": [],
@@ -201,7 +219,10 @@ def write_pages(db: str, out: Path = OUT, configs: Path = CONFIGS,
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--db", required=True, help="results store (SQLite) to read")
+    ap.add_argument("--db", default=None, help="results store (SQLite) to read")
+    ap.add_argument("--runs", type=Path, nargs="+", default=[], metavar="ARCHIVE",
+                    help="run archives to read (`dglcleaner export`; e.g. the committed "
+                         "benchmarks/runs/*.jsonl.gz), instead of or besides --db")
     ap.add_argument("--out", type=Path, default=OUT, help=f"output folder (default {_rel(OUT)})")
     ap.add_argument("--configs", type=Path, default=CONFIGS,
                     help=f"folder of grid files (default {_rel(CONFIGS)})")
@@ -211,11 +232,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="folder for the grids' figures (default: figures beside --out)")
     ap.add_argument("--no-figures", action="store_true", help="write no figures")
     args = ap.parse_args(argv)
+    if not args.db and not args.runs:
+        ap.error("give --db, --runs or both")
     from dglcleaner.errors import UserError
 
     try:
         s = write_pages(args.db, args.out, args.configs, args.db_label,
-                        None if args.no_figures else args.figures)
+                        None if args.no_figures else args.figures, args.runs)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

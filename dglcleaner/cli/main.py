@@ -26,6 +26,8 @@ LAZY_COMMANDS = {
     "run": ("dglcleaner.cli.run_cmd", "run_cmd"),
     "report": ("dglcleaner.cli.run_cmd", "report_cmd"),
     "plot": ("dglcleaner.cli.run_cmd", "plot_cmd"),
+    "export": ("dglcleaner.cli.store_cmd", "export_cmd"),
+    "import": ("dglcleaner.cli.store_cmd", "import_cmd"),
 }
 
 

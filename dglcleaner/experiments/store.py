@@ -105,6 +105,29 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=str, allow_nan=True)
 
 
+def write_row(c: sqlite3.Connection, row: Dict[str, Any]) -> None:
+    """Insert or replace one run (``runs`` columns, JSON ones decoded) and its metrics.
+
+    Call inside a transaction; :meth:`Store.put` and :func:`.archive.import_runs` both do.
+    """
+    axes, record = row["axes"], row.get("record") or {}
+    c.execute("DELETE FROM metrics WHERE key=?", (row["key"],))
+    c.execute(
+        "INSERT OR REPLACE INTO runs (key, grid, seed, dataset, model, attack, defense, "
+        "axes, config, status, error, record, timings, elapsed_s, versions, git_commit, "
+        "device, host, attempts, finished_at) VALUES "
+        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (row["key"], row["grid"], int(row["seed"]), str(axes.get("dataset")),
+         str(axes.get("model")), str(axes.get("attack")), str(axes.get("defense")),
+         json.dumps(axes, default=str), _json(row["config"]), row["status"], row.get("error"),
+         _json(record), _json(row.get("timings") or {}), row.get("elapsed_s"),
+         _json(row.get("versions") or {}), row.get("git_commit"), row.get("device"),
+         row.get("host"), int(row.get("attempts") or 1), row["finished_at"]))
+    c.executemany("INSERT INTO metrics (key, name, value) VALUES (?,?,?)",
+                  [(row["key"], n, None if math.isnan(v) else v)
+                   for n, v in flatten_metrics(record).items()])
+
+
 class Store:
     """A results database (created on first use)."""
 
@@ -167,22 +190,12 @@ class Store:
         record = record or {}
         with self.transaction() as c:
             prev = c.execute("SELECT attempts FROM runs WHERE key=?", (key,)).fetchone()
-            attempts = (prev[0] + 1) if prev else 1
-            c.execute("DELETE FROM metrics WHERE key=?", (key,))
-            c.execute(
-                "INSERT OR REPLACE INTO runs (key, grid, seed, dataset, model, attack, defense, "
-                "axes, config, status, error, record, timings, elapsed_s, versions, git_commit, "
-                "device, host, attempts, finished_at) VALUES "
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (key, grid, int(seed), str(axes.get("dataset")), str(axes.get("model")),
-                 str(axes.get("attack")), str(axes.get("defense")),
-                 json.dumps(axes, default=str), _json(config),
-                 status, error, _json(record), _json(timings or {}), elapsed_s,
-                 _json(versions or {}), git_commit, device, socket.gethostname(), attempts,
-                 time.strftime("%Y-%m-%dT%H:%M:%S%z")))
-            c.executemany("INSERT INTO metrics (key, name, value) VALUES (?,?,?)",
-                          [(key, n, None if math.isnan(v) else v)
-                           for n, v in flatten_metrics(record).items()])
+            write_row(c, dict(
+                key=key, grid=grid, seed=seed, axes=axes, config=config, status=status,
+                error=error, record=record, timings=timings, elapsed_s=elapsed_s,
+                versions=versions, git_commit=git_commit, device=device,
+                host=socket.gethostname(), attempts=(prev[0] + 1) if prev else 1,
+                finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
 
     # --- reading --------------------------------------------------------------------------
     def done_keys(self, keys: Optional[Iterable[str]] = None, include_failed: bool = False

@@ -92,6 +92,36 @@ def test_pages_and_index(setup):
     assert "- [gcleaner](gcleaner.md)" in index
 
 
+def test_pages_from_run_archives_equal_pages_from_the_store(setup, tmp_path):
+    from dglcleaner.experiments.archive import export_runs
+
+    configs, db, out = setup
+    mod = _module()
+    mod.main(["--db", str(db), "--out", str(out), "--configs", str(configs), "--no-figures",
+              "--db-label", "L"])
+    half = tmp_path / "half.sqlite"   # a store with a few runs, the rest in an archive
+    with Store(db) as a, Store(half) as b:
+        for r in a.rows()[:2]:
+            b.put(key=r.key, grid=r.grid, seed=r.seed, axes=r.axes, config=r.config,
+                  status=r.status, error=r.error, record=r.record, timings=r.timings,
+                  elapsed_s=r.elapsed_s, versions=r.versions, git_commit=r.git_commit,
+                  device=r.device)
+    arch = tmp_path / "runs.jsonl.gz"
+    export_runs(db, arch)
+    for args in (["--runs", str(arch)], ["--db", str(half), "--runs", str(arch)]):
+        other = tmp_path / ("o" + str(len(args)))
+        mod.main(args + ["--out", str(other), "--configs", str(configs), "--no-figures",
+                         "--db-label", "L"])
+        mine, theirs = ((d / "table2_mini.md").read_text().splitlines() for d in (out, other))
+        # the finish times of the copied runs differ; everything else is the same
+        assert [ln for ln in mine if "runs finished between" not in ln] == \
+            [ln for ln in theirs if "runs finished between" not in ln]
+        index = (other / "index.md").read_text()
+        assert "5 of 6 (1 failed)" in index
+    with pytest.raises(SystemExit):
+        mod.main(["--out", str(out)])   # neither --db nor --runs
+
+
 def test_pages_build_with_mkdocs_strict(setup, tmp_path):
     pytest.importorskip("mkdocs")
     configs, db, out = setup
