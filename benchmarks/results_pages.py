@@ -141,24 +141,6 @@ def index_page(entries: List[Dict[str, Any]], others: Sequence[str], db_label: s
     return "\n".join(lines) + "\n"
 
 
-def read_rows(db: Optional[str], runs: Sequence[Path] = ()) -> List[Any]:
-    """The stored runs of ``db`` and of the run archives ``runs`` (``dglcleaner export``);
-    a key in both is taken from ``db``."""
-    import tempfile
-
-    from dglcleaner.experiments.archive import import_runs
-    from dglcleaner.experiments.store import iter_rows
-
-    rows = list(iter_rows(db)) if db else []
-    if runs:
-        with tempfile.TemporaryDirectory() as tmp:
-            merged = Path(tmp) / "runs.sqlite"
-            import_runs(runs, merged)
-            have = {r.key for r in rows}
-            rows += [r for r in iter_rows(merged) if r.key not in have]
-    return rows
-
-
 def write_pages(db: Optional[str], out: Path = OUT, configs: Path = CONFIGS,
                 db_label: Optional[str] = None,
                 figures: Optional[Path] = FIGURES, runs: Sequence[Path] = ()) -> Dict[str, Any]:
@@ -168,11 +150,12 @@ def write_pages(db: Optional[str], out: Path = OUT, configs: Path = CONFIGS,
     import os
 
     from dglcleaner.errors import UserError
+    from dglcleaner.experiments.archive import load_rows
     from dglcleaner.experiments.config import load_grid
     from dglcleaner.experiments.report import grid_rows
     from dglcleaner.io_utils import atomic_write_bytes
 
-    rows = read_rows(db, runs)
+    rows = load_rows(db, runs)
     if figures is FIGURES:
         figures = Path(out).parent / "figures"
     db_label = db_label or ", ".join([Path(db).name] * bool(db) + [_rel(p) for p in runs])

@@ -16,6 +16,25 @@ _SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                          "datasets=[AIDS], settings.train.epochs=5. Repeatable.")
 _DB = click.option("--db", "db", default=DEFAULT_DB, show_default=True,
                    type=click.Path(dir_okay=False), help="SQLite results database.")
+_RUNS = click.option("--runs", "archives", multiple=True, type=click.Path(dir_okay=False),
+                     metavar="ARCHIVE", help="Also read this run archive (`dglcleaner "
+                     "export`; repeatable). Without an explicit --db, only the archives.")
+
+
+def _sources(db: str, archives: Tuple[str, ...]):
+    """(database or None, archives): the default database is skipped when archives are
+    given and it was not created."""
+    import os
+
+    if archives and db == DEFAULT_DB and not os.path.exists(db):
+        return None, archives
+    return db, archives
+
+
+def _rows(db: str, archives: Tuple[str, ...]) -> list:
+    from ..experiments.archive import load_rows
+
+    return load_rows(*_sources(db, archives))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,13 +189,12 @@ def _is_first(grid, key: str, seen_groups: set) -> bool:
 # report
 # ---------------------------------------------------------------------------------------------
 def _select_rows(db: str, config: Optional[str], overrides: Tuple[str, ...],
-                 grid_name: Optional[str]):
+                 grid_name: Optional[str], archives: Tuple[str, ...] = ()):
     """The tables to print: the config's (its runs, layout and paper numbers), or one per
     stored grid name."""
     from ..experiments.report import build_table, grid_table
-    from ..experiments.store import iter_rows
 
-    rows = list(iter_rows(db))
+    rows = _rows(db, archives)
     if config:
         from ..experiments.config import load_grid
 
@@ -193,6 +211,7 @@ def _select_rows(db: str, config: Optional[str], overrides: Tuple[str, ...],
 
 @click.command("report")
 @_DB
+@_RUNS
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="Grid file: report exactly its runs, with its layout and paper numbers.")
 @_SET
@@ -201,12 +220,13 @@ def _select_rows(db: str, config: Optional[str], overrides: Tuple[str, ...],
               show_default=True, help="Output format.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of the terminal.")
-def report_cmd(db: str, config: Optional[str], overrides: Tuple[str, ...],
-               grid_name: Optional[str], fmt: str, out: Optional[str]) -> None:
+def report_cmd(db: str, archives: Tuple[str, ...], config: Optional[str],
+               overrides: Tuple[str, ...], grid_name: Optional[str], fmt: str,
+               out: Optional[str]) -> None:
     """Tables of stored results: mean ± std over seeds, paper numbers beside ours."""
     from ..experiments.report import render, to_rich
 
-    tables = _select_rows(db, config, overrides, grid_name)
+    tables = _select_rows(db, config, overrides, grid_name, archives)
     if not tables:
         click.echo(f"no runs stored in {db}", err=True)
         return
@@ -236,6 +256,7 @@ def report_cmd(db: str, config: Optional[str], overrides: Tuple[str, ...],
 @click.command("plot")
 @click.argument("kind", type=click.Choice(["curve", "bars", "confusion", "tsne"]))
 @_DB
+@_RUNS
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="Grid file: plot its runs; its `plot:` section sets x/hue/panel/metrics.")
 @_SET
@@ -248,7 +269,8 @@ def report_cmd(db: str, config: Optional[str], overrides: Tuple[str, ...],
 @click.option("--device", default="auto", show_default=True, help="tsne only: cpu/cuda/auto.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="tsne only: dataset folder.")
-def plot_cmd(kind: str, db: str, config: Optional[str], overrides: Tuple[str, ...],
+def plot_cmd(kind: str, db: str, archives: Tuple[str, ...], config: Optional[str],
+             overrides: Tuple[str, ...],
              x: Optional[str], hue: Optional[str], panel: Optional[str],
              metrics: Tuple[str, ...], out: str, device: str, data_dir: Optional[str]) -> None:
     """Figures: curve (Figs. 6, 7, 9, 11, 12), bars (8), confusion (5), tsne (10)."""
@@ -272,18 +294,17 @@ def plot_cmd(kind: str, db: str, config: Optional[str], overrides: Tuple[str, ..
             raise UserError("plot tsne needs --config (the runs whose embeddings to show)")
         path = _plot_tsne(grid, out, device, data_dir, title)
     else:
-        path = plots.plot_grid(kind, plot_rows(db, grid), spec, out, title=title,
+        path = plots.plot_grid(kind, plot_rows(db, grid, archives), spec, out, title=title,
                                xlabel_given=bool(x))
     click.echo(f"figure written to {path}", err=True)
 
 
-def plot_rows(db: str, grid=None) -> list:
-    """The stored rows to plot: all of ``db``, or ``grid``'s runs labelled with *its* axes (a
-    run stored by another grid with the same configuration counts, as in ``report``; its
-    own axes may lack the one swept here, e.g. Fig. 6's injection ratio on Table 3's runs)."""
-    from ..experiments.store import iter_rows
-
-    rows = list(iter_rows(db))
+def plot_rows(db: str, grid=None, archives: Tuple[str, ...] = ()) -> list:
+    """The stored rows to plot: all of ``db`` (and ``archives``), or ``grid``'s runs labelled
+    with *its* axes (a run stored by another grid with the same configuration counts, as in
+    ``report``; its own axes may lack the one swept here, e.g. Fig. 6's injection ratio on
+    Table 3's runs)."""
+    rows = _rows(db, archives)
     if grid is None:
         return rows
     from ..experiments.report import grid_rows

@@ -176,3 +176,24 @@ def import_runs(paths: Iterable[str | os.PathLike], db: str | os.PathLike) -> Im
             else:
                 summary.replaced += 1
     return summary
+
+
+def load_rows(db: Optional[str | os.PathLike], archives: Sequence[str | os.PathLike] = ()
+              ) -> List[Any]:
+    """Decoded runs (:class:`~.store.RunRow`) of the database ``db`` and of ``archives``, read
+    through a scratch database; a key in both is taken from ``db``. ``db`` may be ``None``
+    when archives are given."""
+    import tempfile
+
+    from .store import iter_rows
+
+    if db is None and not archives:
+        raise DataError("no runs to read: give a results database or run archives")
+    rows = list(iter_rows(db)) if db is not None else []
+    if archives:
+        with tempfile.TemporaryDirectory() as tmp:
+            merged = Path(tmp) / "runs.sqlite"
+            import_runs(archives, merged)
+            have = {r.key for r in rows}
+            rows += [r for r in iter_rows(merged) if r.key not in have]
+    return rows

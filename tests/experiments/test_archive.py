@@ -1,6 +1,7 @@
 """Run archives: export and import round-trip, merge rules, bad files refused."""
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -154,3 +155,24 @@ def test_cli_bad_input_is_one_line(tmp_path):
     res = runner.invoke(main, ["export", "--db", str(tmp_path / "none.sqlite"),
                                "--out", str(tmp_path / "o.jsonl")])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_report_and_plot_rows_read_archives(db, tmp_path):
+    from dglcleaner.cli.run_cmd import plot_rows
+    from dglcleaner.experiments.archive import load_rows
+
+    arch = tmp_path / "runs.jsonl.gz"
+    export_runs(db, arch)
+    runner = CliRunner()
+    with runner.isolated_filesystem(temp_dir=tmp_path):   # no default database here
+        res = runner.invoke(main, ["report", "--runs", str(arch), "--grid", "g",
+                                   "--format", "markdown"])
+        assert res.exit_code == 0, res.output
+        assert "5.0" in res.output
+        assert not Path("results").exists()   # reading archives creates no database
+    empty = tmp_path / "empty.sqlite"
+    Store(empty).close()
+    assert len(plot_rows(str(empty), None, (str(arch),))) == 3
+    assert len(load_rows(None, [arch])) == 3
+    with pytest.raises(DataError, match="no runs to read"):
+        load_rows(None, [])
