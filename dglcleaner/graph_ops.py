@@ -22,16 +22,17 @@ def undirected_pairs(g: "dgl.DGLGraph") -> Tuple[np.ndarray, np.ndarray]:
     return src[keep], dst[keep]
 
 
-def from_pairs(num_nodes: int, u: np.ndarray, v: np.ndarray, like: "dgl.DGLGraph") -> "dgl.DGLGraph":
-    """Build a bidirected graph from unique undirected pairs, copying ``like``'s node data
-    except ``feat``."""
+def from_pairs(num_nodes: int, u: np.ndarray, v: np.ndarray, like: "dgl.DGLGraph",
+               clone: bool = False) -> "dgl.DGLGraph":
+    """Build a bidirected graph from unique undirected pairs, with ``like``'s node data except
+    ``feat`` (shared tensors; cloned with ``clone``)."""
     u = torch.as_tensor(np.asarray(u), dtype=torch.int64)
     v = torch.as_tensor(np.asarray(v), dtype=torch.int64)
     g = dgl.graph((torch.cat([u, v]), torch.cat([v, u])), num_nodes=num_nodes,
                   idtype=like.idtype, device=like.device)
     for key, value in like.ndata.items():
         if key != "feat" and value.shape[0] == num_nodes:
-            g.ndata[key] = value
+            g.ndata[key] = value.clone() if clone else value
     return g
 
 

@@ -74,3 +74,73 @@ def test_run_transform_and_vote_deterministic(synthetic_run):
     v1, v2 = r3.predict(r3.model, graphs[:8]), r3.predict(r3.model, graphs[:8])
     assert v1.shape == (8,) and torch.equal(v1, v2)
     assert int(v1.max()) < d["num_classes"]
+
+
+def _reference_subsample(g, beta, rng, fz, sampling):
+    """The sampler before its speed-up: build, then featurizer.refresh (a second copy)."""
+    from dglcleaner.graph_ops import from_pairs, undirected_pairs
+
+    n = g.num_nodes()
+    u, v = undirected_pairs(g)
+    if sampling == "pairs":
+        total = n * (n - 1) // 2
+        k = int(beta * total)
+        chosen = rng.choice(total, size=k, replace=False) if k else np.empty(0, dtype=np.int64)
+        keep = np.isin(u * n - u * (u + 1) // 2 + (v - u - 1), chosen)
+    else:
+        keep = rng.random(len(u)) < beta
+    return fz.refresh(from_pairs(n, u[keep], v[keep], g))
+
+
+def test_sampler_gives_the_reference_graphs_bit_for_bit(synthetic_run):
+    from dglcleaner.data.features import NodeLabelOneHot
+
+    graphs, _ = synthetic_run.data["train"]
+    graphs = graphs[:25]
+    labelled = []
+    for g in graphs:   # a second feature mode: per-node data carried over, not recomputed
+        h = g.clone()
+        h.ndata["node_label"] = torch.arange(h.num_nodes()) % 3
+        labelled.append(h)
+    for fz, gs in ((synthetic_run.data["featurizer"], graphs),
+                   (NodeLabelOneHot([0, 1, 2]), labelled)):
+        for sampling in ("bernoulli", "pairs"):
+            view = ResampledGraphs(gs, 0.4, 11, fz, sampling)
+            for i, g in enumerate(gs):
+                for c in range(2):   # the second access uses the cached edge pairs
+                    new = view[i]
+                    ref = _reference_subsample(g, 0.4, np.random.default_rng([11, 0, i, c]),
+                                               fz, sampling)
+                    assert all(torch.equal(a, b) for a, b in zip(new.edges(), ref.edges()))
+                    assert set(new.ndata) == set(ref.ndata)
+                    for key in ref.ndata:
+                        assert torch.equal(new.ndata[key], ref.ndata[key]), key
+                    for key in g.ndata:   # the sample owns its node data
+                        if key != "feat":
+                            assert new.ndata[key].data_ptr() != g.ndata[key].data_ptr()
+
+
+def test_make_batch_is_dgl_batch_of_the_samples(synthetic_run):
+    """The training loop's batches: same graph, same samples, same counters."""
+    from dglcleaner._dgl import dgl
+
+    graphs, _ = synthetic_run.data["train"]
+    fz = synthetic_run.data["featurizer"]
+    labelled = []
+    for g in graphs[:20]:
+        h = g.clone()
+        h.ndata["node_label"] = torch.arange(h.num_nodes()) % 3
+        labelled.append(h)
+    for sampling in ("bernoulli", "pairs"):
+        a = ResampledGraphs(labelled, 0.4, 3, fz, sampling)
+        b = ResampledGraphs(labelled, 0.4, 3, fz, sampling)
+        for ids in ([4, 0, 17, 4], [9], list(range(20))):
+            made = a.make_batch(ids)
+            ref = dgl.batch([b[i] for i in ids])
+            assert all(torch.equal(x, y) for x, y in zip(made.edges(), ref.edges()))
+            assert torch.equal(made.batch_num_nodes(), ref.batch_num_nodes())
+            assert torch.equal(made.batch_num_edges(), ref.batch_num_edges())
+            assert set(made.ndata) == set(ref.ndata)
+            for key in ref.ndata:
+                assert torch.equal(made.ndata[key], ref.ndata[key]), key
+        assert np.array_equal(a.count, b.count)
