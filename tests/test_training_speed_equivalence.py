@@ -140,3 +140,36 @@ def test_gin_layer_on_wide_inputs_matches_dgl(weighted):
     gb = torch.autograd.grad(ref.sum(), [x] + ([w] if weighted else []) + [mlp[0].weight])
     for a, b in zip(ga, gb):
         assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_smoothing_batches_train_bitwise_as_single_samples(synthetic):
+    """Randomized smoothing's view builds whole batches (``make_batch``); training on it gives
+    the same parameters as training on the same samples drawn one by one and batched."""
+    from collections.abc import Sequence
+
+    from dglcleaner_plugins.defenses.smoothing import ResampledGraphs
+
+    graphs, labels, in_dim, num_classes = synthetic
+    fz = make_featurizer("degree_onehot", make_synthetic(160, seed=2))
+
+    class OneByOne(Sequence):   # the same view without the batch hook
+        def __init__(self, view):
+            self.view = view
+
+        def __len__(self):
+            return len(self.view)
+
+        def __getitem__(self, i):
+            return self.view[i]
+
+    cfg = TrainConfig(epochs=3, batch_size=32, step_size=2)
+    states = []
+    for wrap in (lambda v: v, OneByOne):
+        view = ResampledGraphs(graphs, 0.5, 3, fz, "bernoulli")
+        seed_everything(0)
+        model = build_model("gin", in_dim, num_classes)
+        train_model(model, wrap(view), labels, cfg, seed=7)
+        states.append(model.state_dict())
+        assert view.count.sum() == 3 * len(graphs)
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k
