@@ -228,7 +228,8 @@ def report_cmd(db: str, archives: Tuple[str, ...], config: Optional[str],
 
     tables = _select_rows(db, config, overrides, grid_name, archives)
     if not tables:
-        click.echo(f"no runs stored in {db}", err=True)
+        src, arch = _sources(db, archives)
+        click.echo(f"no runs stored in {', '.join([src] * bool(src) + list(arch))}", err=True)
         return
     if out:
         from ..io_utils import atomic_write_bytes

@@ -1,7 +1,6 @@
 """Run archives: export and import round-trip, merge rules, bad files refused."""
 import gzip
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -157,19 +156,25 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert res.exit_code == 2 and "does not exist" in res.output
 
 
-def test_report_and_plot_rows_read_archives(db, tmp_path):
+def test_report_and_plot_rows_read_archives(db, tmp_path, monkeypatch):
     from dglcleaner.cli.run_cmd import plot_rows
     from dglcleaner.experiments.archive import load_rows
 
     arch = tmp_path / "runs.jsonl.gz"
     export_runs(db, arch)
     runner = CliRunner()
-    with runner.isolated_filesystem(temp_dir=tmp_path):   # no default database here
-        res = runner.invoke(main, ["report", "--runs", str(arch), "--grid", "g",
-                                   "--format", "markdown"])
-        assert res.exit_code == 0, res.output
-        assert "5.0" in res.output
-        assert not Path("results").exists()   # reading archives creates no database
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)   # no default database here
+    res = runner.invoke(main, ["report", "--runs", str(arch), "--grid", "g",
+                               "--format", "markdown"])
+    assert res.exit_code == 0, res.output
+    assert "5.0" in res.output
+    assert not (work / "results").exists()   # reading archives creates no database
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps({"format": "dglcleaner-runs", "schema": 1, "runs": 0}))
+    res = runner.invoke(main, ["report", "--runs", str(empty)])
+    assert res.exit_code == 0 and f"no runs stored in {empty}" in res.output
     empty = tmp_path / "empty.sqlite"
     Store(empty).close()
     assert len(plot_rows(str(empty), None, (str(arch),))) == 3
