@@ -99,8 +99,11 @@ def test_gin_conv_matches_dgl_with_edge_weights(eps, synthetic):
             outs.append(out.detach())
         outs += [x.grad, w.grad, mlp.weight.grad.clone()]
     half = len(outs) // 2
-    for a, b in zip(outs[:half], outs[half:]):
-        assert torch.equal(a, b)
+    assert torch.equal(outs[0], outs[half])  # unweighted: the same DGL kernel on both sides
+    # with weights ours is torch's CSR product (MKL): DGL's values up to a fused multiply-add's
+    # rounding on CPUs where MKL uses one (AVX-512); bitwise with MKL's compatible kernels
+    for a, b in zip(outs[1:half], outs[half + 1:]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert set(bg.edata.keys()) == set()  # the caller's graph is untouched
 
 

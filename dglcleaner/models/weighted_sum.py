@@ -6,8 +6,9 @@ backward to the edge weights (a ``u_dot_v``) is slower still. Measured on a batc
 graphs (12,376 nodes, 349,186 edges, 64 features, one thread): DGL 50 ms forward and 132 ms
 forward plus backward to features and weights; ``torch.sparse.mm`` on DGL's own CSC/CSR index
 arrays 12 ms and about 25 ms (``sampled_addmm`` for the weights' gradient). The forward sums each
-row's edges in DGL's order, so the values equal DGL's (bitwise in that measurement); gradients
-agree to float rounding. This is where GTA's generator training, GCleaner's trigger recovery and
+row's edges in DGL's order, so the values equal DGL's: bitwise with MKL's compatible kernels
+(what MKL runs on AMD CPUs, or anywhere with ``MKL_CBWR=COMPATIBLE``), to a fused multiply-add's
+rounding with its AVX-512 kernels (Intel CPUs); gradients agree to float rounding. This is where GTA's generator training, GCleaner's trigger recovery and
 the mask-based explainers spend their time on dense graphs.
 
 Both directions are written with the same two autograd functions (a weighted sum and a per-edge

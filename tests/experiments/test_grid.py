@@ -30,7 +30,11 @@ def test_failures_recorded_and_grid_continues(tmp_path, plugin_path):
     # the mutating plugin's damage was undone: the next defense saw the real model
     before = rows["Before"]
     assert before.status == "ok" and before.record["defended"] == before.record["backdoored"]
-    assert before.record["backdoored"]["acc"] > 60
+    # and exactly the model a grid without the mutating plugin trains
+    alone = load_grid(doc=tiny_doc(defenses=[{"name": "none", "label": "Before"}]))
+    run_grid(alone, str(tmp_path / "alone.sqlite"), device="cpu")
+    (ref,) = records(tmp_path / "alone.sqlite").values()
+    assert before.record == ref.record
     assert before.timings and before.versions["torch"] and before.device == "cpu"
     assert [k for k, _ in events].count("done") == 4
     # a rerun retries only the failed ones; --skip-failed skips them
