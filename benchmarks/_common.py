@@ -23,18 +23,14 @@ def machine() -> Dict[str, Any]:
                                 cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
     except Exception:  # noqa: BLE001
         commit = "?"
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    from dglcleaner.machine import numerics
+
+    facts = numerics()
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": facts["cpu"], "cpu_kernels": facts["cpu_capability"],
+        "mkl_cbwr": facts["mkl_cbwr"], "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(), "torch": torch.__version__,
         "load_average_at_end": " ".join(f"{x:.1f}" for x in load), "commit": commit,
     }

@@ -30,6 +30,14 @@ def collect() -> Dict[str, Any]:
                         f"not available (torch built with CUDA {torch.version.cuda})")
     except ImportError as exc:
         info["torch"] = f"missing ({exc})"
+    else:
+        from .machine import numerics
+
+        facts = numerics()
+        info["cpu"] = facts["cpu"]
+        info["numerics"] = (f"torch kernels {facts['cpu_capability']}, MKL_CBWR "
+                            f"{facts['mkl_cbwr']} (numbers are reproducible on one machine; "
+                            f"MKL_CBWR=COMPATIBLE makes MKL's kernels the same on every CPU)")
     from ._dgl import STATE, native_libraries
     try:
         from ._dgl import dgl

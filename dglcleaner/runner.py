@@ -427,6 +427,7 @@ def versions() -> Dict[str, str]:
     import numpy
 
     from ._dgl import STATE
+    from .machine import numerics
 
     return {
         "dglcleaner": __version__, "torch": torch.__version__, "dgl": dgl.__version__,
@@ -434,6 +435,7 @@ def versions() -> Dict[str, str]:
         "platform": platform.platform(), "machine": platform.machine(),
         "cpu_threads": str(torch.get_num_threads()),
         "dgl_loader_stepped_in": str(STATE.get("stepped_in")),
+        **numerics(),
     }
 
 

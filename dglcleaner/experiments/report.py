@@ -92,6 +92,15 @@ def _metric_name(m: str, group: str) -> str:
     return m if "." in m else f"{group}.{m}"
 
 
+def _cpu_text(versions: Dict[str, str]) -> str:
+    """``"<cpu model> (<kernels>, MKL_CBWR <mode>), "`` for rows that recorded it (since
+    2026-12-05; older rows give ``""``, so their pages are unchanged)."""
+    if "cpu" not in versions:
+        return ""
+    return (f"{versions['cpu']} ({versions.get('cpu_capability', '?')}, MKL_CBWR "
+            f"{versions.get('mkl_cbwr', '?')}), ")
+
+
 def _label(metric: str, group: str) -> str:
     g, _, m = metric.partition(".")
     base = LABELS.get(m, m)
@@ -261,8 +270,8 @@ def build_table(rows: Sequence[RunRow], layout: Optional[Dict[str, Any]] = None,
                      "same graphs with the true trigger)")
     if paper.get("source"):
         notes.append(f"paper: {paper['source']}")
-    machines = sorted({f"{r.versions.get('platform', '?')}, {r.device}, "
-                       f"{r.versions.get('cpu_threads', '?')} threads, dglcleaner "
+    machines = sorted({f"{r.versions.get('platform', '?')}, {r.device}, " + _cpu_text(r.versions)
+                       + f"{r.versions.get('cpu_threads', '?')} threads, dglcleaner "
                        f"{r.versions.get('dglcleaner', '?')}, torch {r.versions.get('torch', '?')}, "
                        f"dgl {r.versions.get('dgl', '?')}" for r in rows if r.status == "ok"})
     for m in machines:
