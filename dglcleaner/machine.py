@@ -5,9 +5,10 @@ CPU build dispatches to MKL and to its own vectorised kernels by instruction set
 AVX-512 kernels (Intel CPUs) fuse multiply-adds that its compatible kernels (what it runs on AMD
 CPUs) round separately. Training amplifies such last-bit differences into different models,
 typically within the spread over seeds. ``MKL_CBWR=COMPATIBLE`` (set before the first MKL call)
-makes MKL take its compatible kernels everywhere, at a cost in speed (about 1.5x on a full
-``defend`` run of the embedded data, measured on an AVX-512 Xeon). Every result records these
-facts, so two numbers can be told apart by the machine that made them.
+makes MKL take its compatible kernels everywhere, at a cost in speed (1.5-1.9x on a full
+``defend`` run of the embedded data on an AVX-512 Xeon, ``benchmarks/numerics.py``); torch's own
+vectorised kernels still follow the CPU. Every result records these facts, so two numbers can
+be told apart by the machine that made them.
 """
 from __future__ import annotations
 
