@@ -1,7 +1,6 @@
 """The documentation: generated plugin pages and a strict mkdocs build."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -12,16 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _generator():
-    spec = importlib.util.spec_from_file_location("gen_plugin_pages",
-                                                  ROOT / "docs" / "gen_plugin_pages.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_generated_pages_come_from_metadata_and_docstrings(tmp_path) -> None:
-    _generator().main(["--out", str(tmp_path)])
+def test_generated_pages_come_from_metadata_and_docstrings(tmp_path, load_script) -> None:
+    load_script("docs/gen_plugin_pages.py").main(["--out", str(tmp_path)])
     page = (tmp_path / "sub-ba.md").read_text()
     assert page.startswith("# sub-ba\n")
     assert "| `density` | float | `0.8` | (0.0, 1.0] |" in page
@@ -35,12 +26,12 @@ def test_generated_pages_come_from_metadata_and_docstrings(tmp_path) -> None:
     assert "fine-pruning" not in index  # third-party plugins only with --all
 
 
-def test_mkdocs_build_strict(tmp_path) -> None:
+def test_mkdocs_build_strict(tmp_path, load_script) -> None:
     pytest.importorskip("mkdocs")
     docs = tmp_path / "proj"
     shutil.copytree(ROOT / "docs", docs / "docs")
     shutil.copy(ROOT / "mkdocs.yml", docs / "mkdocs.yml")
-    _generator().main(["--out", str(docs / "docs" / "plugins")])
+    load_script("docs/gen_plugin_pages.py").main(["--out", str(docs / "docs" / "plugins")])
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
                            str(tmp_path / "site")], cwd=docs, capture_output=True, text=True,
                           timeout=300)

@@ -1,7 +1,6 @@
 """The committed run archives (benchmarks/runs/<name>.jsonl.gz) are readable, and the results
 pages made from each (docs/results/<name>/) are exactly what results_pages.py writes from it
 today: a page cannot drift from the runs it reports, nor the runs from the grid files."""
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,12 @@ ROOT = Path(__file__).resolve().parents[2]
 ARCHIVES = sorted((ROOT / "benchmarks" / "runs").glob("*.jsonl.gz"))
 
 
-def _pages_module():
-    spec = importlib.util.spec_from_file_location("results_pages",
-                                                  ROOT / "benchmarks" / "results_pages.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _name(archive: Path) -> str:
     return archive.name[: -len(".jsonl.gz")]
 
 
 @pytest.mark.parametrize("archive", ARCHIVES, ids=_name)
-def test_archive_is_readable_and_its_pages_are_current(archive, tmp_path):
+def test_archive_is_readable_and_its_pages_are_current(archive, tmp_path, load_script):
     rows = read_archive(archive)
     assert rows and len({r["key"] for r in rows}) == len(rows)
     pages = ROOT / "docs" / "results" / _name(archive)
@@ -34,9 +25,9 @@ def test_archive_is_readable_and_its_pages_are_current(archive, tmp_path):
     rel = archive.relative_to(ROOT)
     # Figures go to a scratch folder at the same relative place, so the pages' links match;
     # the PNG bytes depend on matplotlib's version and are not compared.
-    rc = _pages_module().main(["--runs", str(archive), "--out", str(out), "--db-label",
-                               str(rel), "--figures",
-                               str(tmp_path / "docs" / "figures" / _name(archive))])
+    pages_script = load_script("benchmarks/results_pages.py")
+    rc = pages_script.main(["--runs", str(archive), "--out", str(out), "--db-label", str(rel),
+                            "--figures", str(tmp_path / "docs" / "figures" / _name(archive))])
     assert rc == 0
     made = {p.name: p.read_text() for p in out.glob("*.md")}
     committed = {p.name: p.read_text() for p in pages.glob("*.md")}

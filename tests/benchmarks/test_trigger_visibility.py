@@ -1,6 +1,5 @@
 """benchmarks/trigger_visibility.py: the trigger it measures is the run's, and its measures
 can tell a visible trigger from an invisible one."""
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,20 +11,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "trigger_visibility.py"
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("trigger_visibility", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_plants_the_trigger_a_defend_run_plants():
+def test_plants_the_trigger_a_defend_run_plants(load_script):
     from dglcleaner.experiments.config import build_defend_config
     from dglcleaner.runner import SeedRun
 
     cfg = build_defend_config({"dataset": "synthetic", "attack": "sub-ba",
                                "train": {"epochs": 1}})
-    mine = _module().plant(SeedRun(cfg, 3))
+    mine = load_script("benchmarks/trigger_visibility.py").plant(SeedRun(cfg, 3))
     theirs = SeedRun(cfg, 3).attack_result  # trains the clean model first
     assert mine.poisoned_idx.tolist() == theirs.poisoned_idx.tolist()
     for i in mine.poisoned_idx.tolist():
@@ -34,8 +26,8 @@ def test_plants_the_trigger_a_defend_run_plants():
         assert torch.equal(a.ndata["feat"], b.ndata["feat"])
 
 
-def test_separability_is_chance_on_identical_rows_and_high_on_shifted_ones():
-    sep = _module().separability
+def test_separability_is_chance_on_identical_rows_and_high_on_shifted_ones(load_script):
+    sep = load_script("benchmarks/trigger_visibility.py").separability
     x = torch.randn(60, 8, generator=torch.Generator().manual_seed(0))
     assert sep(x, x.clone()) <= 60.0
     shifted = x.clone()
@@ -58,7 +50,7 @@ def test_unknown_dataset_is_one_line():
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
 
 
-def test_asr_comes_from_the_stored_run_with_the_same_settings(tmp_path):
+def test_asr_comes_from_the_stored_run_with_the_same_settings(tmp_path, load_script):
     from dglcleaner.experiments.config import build_defend_config, load_grid
     from dglcleaner.experiments.grid import run_grid
     from dglcleaner.experiments.store import Store
@@ -71,7 +63,7 @@ def test_asr_comes_from_the_stored_run_with_the_same_settings(tmp_path):
     run_grid(load_grid(doc=doc), db, device="cpu")
     with Store(db) as st:
         stored = {r.seed: r.record["backdoored"]["asr"] for r in st.rows()}
-    mod = _module()
+    mod = load_script("benchmarks/trigger_visibility.py")
     settings = {"dataset": "synthetic", "attack": "sub-ba", "train": {"epochs": 2}}
     for seed in (0, 1):
         assert mod.stored_asr(db, SeedRun(build_defend_config(settings), seed)) == stored[seed]
@@ -80,8 +72,8 @@ def test_asr_comes_from_the_stored_run_with_the_same_settings(tmp_path):
     assert mod.stored_asr(db, SeedRun(build_defend_config(other), 0)) is None
 
 
-def test_spearman_handles_ties():
-    rho = _module().spearman
+def test_spearman_handles_ties(load_script):
+    rho = load_script("benchmarks/trigger_visibility.py").spearman
     assert rho([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
     assert rho([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
     assert abs(rho([1, 1, 2, 3], [1, 2, 3, 4]) - 0.9486832980505138) < 1e-12

@@ -1,6 +1,5 @@
 """benchmarks/results_pages.py: docs pages from a results store (no training: rows are put
 into the store directly), and a strict mkdocs build of them."""
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from dglcleaner.experiments.config import load_grid
 from dglcleaner.experiments.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
+PAGES = "benchmarks/results_pages.py"
 
 GRID = {"name": "mini", "description": "Mini table (synthetic)", "datasets": ["synthetic"],
         "attacks": [{"name": "sub-ba", "label": "Sub-BA"}],
@@ -22,14 +22,6 @@ GRID = {"name": "mini", "description": "Mini table (synthetic)", "datasets": ["s
         "plot": {"kind": "curve", "x": "injection_ratio"},
         "paper": {"source": "a paper", "values": [
             {"attack": "Sub-BA", "defense": "Before", "asr": 95.84, "acc": 97.14}]}}
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("results_pages",
-                                                  ROOT / "benchmarks" / "results_pages.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture
@@ -63,9 +55,9 @@ def setup(tmp_path):
     return configs, db, out
 
 
-def test_pages_and_index(setup):
+def test_pages_and_index(setup, load_script):
     configs, db, out = setup
-    mod = _module()
+    mod = load_script(PAGES)
     rc = mod.main(["--db", str(db), "--out", str(out), "--configs", str(configs)])
     assert rc == 1  # broken.yaml is a config error, the others are still written
     page = (out / "table2_mini.md").read_text()
@@ -92,11 +84,11 @@ def test_pages_and_index(setup):
     assert "- [gcleaner](gcleaner.md)" in index
 
 
-def test_pages_from_run_archives_equal_pages_from_the_store(setup, tmp_path):
+def test_pages_from_run_archives_equal_pages_from_the_store(setup, tmp_path, load_script):
     from dglcleaner.experiments.archive import export_runs
 
     configs, db, out = setup
-    mod = _module()
+    mod = load_script(PAGES)
     mod.main(["--db", str(db), "--out", str(out), "--configs", str(configs), "--no-figures",
               "--db-label", "L"])
     half = tmp_path / "half.sqlite"   # a store with a few runs, the rest in an archive
@@ -122,11 +114,11 @@ def test_pages_from_run_archives_equal_pages_from_the_store(setup, tmp_path):
         mod.main(["--out", str(out)])   # neither --db nor --runs
 
 
-def test_pages_build_with_mkdocs_strict(setup, tmp_path):
+def test_pages_build_with_mkdocs_strict(setup, tmp_path, load_script):
     pytest.importorskip("mkdocs")
     configs, db, out = setup
     (configs / "broken.yaml").unlink()
-    assert _module().write_pages(str(db), out, configs)["written"] == ["table2_mini"]
+    assert load_script(PAGES).write_pages(str(db), out, configs)["written"] == ["table2_mini"]
     proj = out.parent.parent
     (proj / "mkdocs.yml").write_text((ROOT / "mkdocs.yml").read_text())
     (proj / "docs" / "index.md").write_text("# Home\n\n[results](results/index.md)\n")
@@ -166,7 +158,7 @@ def test_runs_stored_by_another_grid_take_this_grids_axes(tmp_path):
     assert table is not None
 
 
-def test_figures_drawn_for_swept_curves_only(tmp_path):
+def test_figures_drawn_for_swept_curves_only(tmp_path, load_script):
     pytest.importorskip("matplotlib")
     configs = tmp_path / "configs"
     configs.mkdir()
@@ -189,7 +181,7 @@ def test_figures_drawn_for_swept_curves_only(tmp_path):
                        config=spec.config, status="ok",
                        record={"defended": {"asr": 50.0, "acc": 90.0}})
     out = tmp_path / "docs" / "results"
-    summary = _module().write_pages(str(db), out, configs)
+    summary = load_script(PAGES).write_pages(str(db), out, configs)
     assert [Path(f).name for f in summary["figures"]] == ["fig6_swept.png", "fig10_tsne.png"]
     assert "](../figures/fig10_tsne.png)" in (out / "fig10_tsne.md").read_text()
     assert "![" not in (out / "fig9_tsne.md").read_text()
@@ -201,4 +193,4 @@ def test_figures_drawn_for_swept_curves_only(tmp_path):
     # runs without confusion matrices: the page is written, the figure is skipped with a reason
     assert "confusion" in summary["figure_errors"]["fig8_conf"]
     assert "![" not in (out / "fig8_conf.md").read_text()
-    assert _module().write_pages(str(db), out, configs, figures=None)["figures"] == []
+    assert load_script(PAGES).write_pages(str(db), out, configs, figures=None)["figures"] == []
