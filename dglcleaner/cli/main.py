@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import signal
 import sys
+import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 import click
@@ -55,6 +57,11 @@ class Group(click.Group):
         return cmd
 
     def invoke(self, ctx: click.Context) -> Any:
+        # SIGTERM (kill, a job scheduler's stop) ends a command like Ctrl-C does: cleanup runs,
+        # a grid's workers are stopped, finished results stay. Only the main thread may do this.
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             return super().invoke(ctx)
         except UserError as exc:
@@ -63,6 +70,13 @@ class Group(click.Group):
             fail(str(exc), 1)
         except KeyboardInterrupt:
             fail("interrupted; finished results were kept", 130)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 

@@ -124,10 +124,26 @@ def run_grid(grid: Grid, db_path: str, *, device: str = "auto", data_dir: Option
 # ---------------------------------------------------------------------------------------------
 # Parallel execution: one process per unit at a time; rows are written by the workers.
 # ---------------------------------------------------------------------------------------------
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, parent_pid: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, threads))
+    # A parent killed without cleanup (SIGKILL, a crash) would leave this worker computing,
+    # and writing rows for, a whole unit nobody waits for, racing a resumed run. It leaves
+    # instead: the run in progress is not written (rows are atomic) and a rerun redoes it.
+    _exit_with_parent_init(parent_pid)
+
+
+def _exit_with_parent_init(parent_pid: int) -> None:
+    import threading
+
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(poll_s)
+    os._exit(1)
 
 
 def _unit_worker(unit, db_path, device, data_dir, opts, queue) -> None:
@@ -145,21 +161,35 @@ def _run_parallel(units, db_path, device, data_dir, opts, jobs, emit,
     ctx = mp.get_context("spawn")
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // jobs)
-    manager = ctx.Manager()
+    from multiprocessing.managers import SyncManager
+
+    manager = SyncManager(ctx=ctx)
+    manager.start(_exit_with_parent_init, (os.getpid(),))
     q = manager.Queue()
     # Largest units first so the slowest one does not start last.
     order = sorted(units, key=lambda u: -sum(len(g) for g in u))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+                               initargs=(threads, os.getpid()))
     try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(threads,)) as pool:
-            futures = {pool.submit(_unit_worker, u, db_path, device, data_dir, opts, q)
-                       for u in order}
-            while futures:
-                done, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(q, emit, queue_mod)
-                for f in done:
-                    f.result()  # a crash of the worker machinery itself is not a run failure
+        futures = {pool.submit(_unit_worker, u, db_path, device, data_dir, opts, q)
+                   for u in order}
+        while futures:
+            done, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
             _drain(q, emit, queue_mod)
+            for f in done:
+                f.result()  # a crash of the worker machinery itself is not a run failure
+        _drain(q, emit, queue_mod)
+        pool.shutdown()
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM through the CLI) or crashed: stop the workers now rather
+        # than let shutdown() wait for their units; finished rows are already stored.
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        for proc in procs:
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.join(timeout=5)
+        raise
     finally:
         manager.shutdown()
 
