@@ -92,11 +92,22 @@ def table(tuned: Cells, untuned: Cells, budgets: Sequence[float], label: str,
              f"| attack | {head} |", rule,
              f"| clean | " + " | ".join([_delta(clean_t, clean_u)] * len(budgets)) + " |"]
     for a in attacks:
-        acc.append(f"| {name(a, a)} | " + " | ".join(_ms(list(tuned.get((a, b), {}).values()))
+        acc.append(f"| {name(a, a)} | " + " | ".join(_ms_of(tuned.get((a, b), {}), len(clean_t))
                                                        for b in budgets) + " |")
         delta.append(f"| {name(a, a)} | " + " | ".join(_delta(tuned.get((a, b), {}), untuned.get((a, b), {}))
                                                          for b in budgets) + " |")
     return acc + delta
+
+
+def _ms_of(split_acc: Dict[int, float], full: int) -> str:
+    """Mean ± std, with the number of splits when a cell has fewer than the clean row (the
+    skip rule, or a grid still running), so a partial cell is not read as a full one."""
+    text = _ms(list(split_acc.values()))
+    return f"{text} ({_splits(len(split_acc))})" if split_acc and len(split_acc) < full else text
+
+
+def _splits(k: int) -> str:
+    return f"{k} split" + ("s" if k != 1 else "")
 
 
 def _delta(t: Dict[int, float], u: Dict[int, float]) -> str:
@@ -108,12 +119,15 @@ def _delta(t: Dict[int, float], u: Dict[int, float]) -> str:
 
 
 def strongest(cells: Cells, budgets: Sequence[float], labels: Optional[Dict[str, str]] = None) -> List[str]:
-    """One line per budget: the attacks with the lowest mean accuracy, best first (top 3)."""
+    """One line per budget: the attacks with the lowest mean accuracy, best first (top 3),
+    with the number of splits where it is fewer than the clean row's."""
     out = []
+    full = len(cells.get(("clean", 0.0), {}))
     for b in budgets:
-        means = sorted((statistics.fmean(v.values()), a) for (a, bb), v in cells.items()
+        means = sorted((statistics.fmean(v.values()), a, len(v)) for (a, bb), v in cells.items()
                        if bb == b and a != "clean" and v)
-        top = ", ".join(f"{(labels or {}).get(a, a)} {m:.2f}" for m, a in means[:3])
+        top = ", ".join(f"{(labels or {}).get(a, a)} {m:.2f}" + (f" ({_splits(k)})" if k < full else "")
+                        for m, a, k in means[:3])
         out.append(f"- {100 * b:g} %: {top}")
     return out
 
@@ -147,6 +161,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--grid", default=None, help="only runs of this grid name")
     ap.add_argument("--versus", nargs=2, metavar=("A", "B"), default=None,
                     help="compare two attacks (plugin names) split by split")
+    ap.add_argument("--budgets", nargs="+", type=float, default=None,
+                    help="only these budgets (fractions, e.g. 0.1 0.3; default: every tuned one)")
     ap.add_argument("--md", default=None, help="also write the table here")
     args = ap.parse_args(argv)
 
@@ -166,6 +182,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     untuned = untuned_cells(records)
     budgets = sorted({b for a, b in tuned if a != "clean"})
+    if args.budgets:
+        missing = sorted(set(args.budgets) - set(budgets))
+        if missing:
+            print(f"error: no tuned runs at budget {', '.join(f'{b:g}' for b in missing)}; tuned budgets "
+                  f"here: {', '.join(f'{b:g}' for b in budgets)}", file=sys.stderr)
+            return 2
+        budgets = sorted(args.budgets)
     labels = info.get("labels", {})
     lines = table(tuned, untuned, budgets, f"{args.dataset}, {args.model.upper()}", labels)
     lines += ["", f"{info['cells']} tuned cells, {info['seconds'] / 60:.1f} min summed, on "

@@ -53,6 +53,19 @@ def test_reproduces_the_committed_tuned_table(tmp_path):
     assert delta[("LafAK", "10 %")] == "+1.03 (7/10)"
 
 
+def test_budgets_and_partial_cells_are_marked(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--runs", str(ROOT / "benchmarks/runs/2026-12-06.jsonl.gz"),
+                           "--defaults", str(ROOT / "docs/benchmarks/label-poisoning-cora_ml.json"),
+                           "--budgets", "0.1"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          check=True)
+    acc = _cells(proc.stdout.split("Tuned minus defaults")[0])
+    assert {col for _, col in acc} == {"10 %"}
+    # the skip rule drops MG on split 7 at 10 %: its mean is over 9 splits and says so
+    assert acc[("MG", "10 %")] == "72.24 ± 1.89 (9 splits)"
+    assert acc[("LafAK", "10 %")] == "70.27 ± 3.09"
+    assert "MG 72.24 (9 splits)" in proc.stdout
+
+
 def _cells(part):
     rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in part.splitlines() if ln.startswith("| ")]
     head = rows[0]
@@ -64,7 +77,9 @@ def test_bad_input_is_one_line(tmp_path):
     bad.write_text(json.dumps({}))
     for args in (["--runs", str(tmp_path / "missing.jsonl.gz"), "--defaults", str(bad)],
                  ["--runs", str(ROOT / "benchmarks/runs/2026-12-06.jsonl.gz"), "--defaults", str(bad),
-                  "--dataset", "citeseer"]):
+                  "--dataset", "citeseer"],
+                 ["--runs", str(ROOT / "benchmarks/runs/2026-12-06.jsonl.gz"), "--defaults", str(bad),
+                  "--budgets", "0.25"]):
         proc = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True,
                               text=True, timeout=300)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
