@@ -208,3 +208,20 @@ def test_group_whose_defenses_are_all_refused_trains_nothing(tmp_path):
     (row,) = records(tmp_path / "a.sqlite").values()
     assert "parameter 'n' must be in" in row.error
     assert not any("train" in k for k in row.timings), row.timings
+
+
+def test_parallel_jobs_store_the_same_numbers_as_one_job(tmp_path):
+    import torch
+
+    grid = load_grid(doc=tiny_doc(seeds=2))
+    before = torch.get_num_threads()
+    try:
+        run_grid(grid, str(tmp_path / "one.sqlite"), device="cpu", threads=1)
+    finally:
+        torch.set_num_threads(before)
+    summary = run_grid(grid, str(tmp_path / "two.sqlite"), device="cpu", jobs=2, threads=1)
+    assert (summary.ok, summary.failed) == (len(grid.runs), 0)
+    one, two = records(tmp_path / "one.sqlite"), records(tmp_path / "two.sqlite")
+    assert set(one) == set(two) == {r.key for r in grid.runs}
+    for key in one:
+        assert two[key].status == "ok" and two[key].record == one[key].record, key
