@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import subprocess
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -131,16 +132,15 @@ def _worker_init(threads: int, parent_pid: int) -> None:
     # A parent killed without cleanup (SIGKILL, a crash) would leave this worker computing,
     # and writing rows for, a whole unit nobody waits for, racing a resumed run. It leaves
     # instead: the run in progress is not written (rows are atomic) and a rerun redoes it.
-    _exit_with_parent_init(parent_pid)
+    _leave_with_parent(parent_pid)
 
 
-def _exit_with_parent_init(parent_pid: int) -> None:
-    import threading
+def _leave_with_parent(parent_pid: int) -> None:
+    """Start a daemon thread that ends this process once ``parent_pid`` is no longer its parent."""
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
 
-
-def _exit_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+def _watch_parent(parent_pid: int, poll_s: float = 0.5) -> None:
     while os.getppid() == parent_pid:
         time.sleep(poll_s)
     os._exit(1)
@@ -156,15 +156,14 @@ def _run_parallel(units, db_path, device, data_dir, opts, jobs, emit,
     import multiprocessing as mp
     import queue as queue_mod
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing.managers import SyncManager
 
     # spawn: a forked child would inherit torch's thread pools and DGL state in an unknown state.
     ctx = mp.get_context("spawn")
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // jobs)
-    from multiprocessing.managers import SyncManager
-
     manager = SyncManager(ctx=ctx)
-    manager.start(_exit_with_parent_init, (os.getpid(),))
+    manager.start(_leave_with_parent, (os.getpid(),))
     q = manager.Queue()
     # Largest units first so the slowest one does not start last.
     order = sorted(units, key=lambda u: -sum(len(g) for g in u))
