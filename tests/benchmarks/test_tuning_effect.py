@@ -7,6 +7,12 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "tuning_effect.py"
+ARCHIVE = ROOT / "benchmarks/runs/2026-12-06.jsonl.gz"
+
+
+def _run(*args, check=True):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, check=check)
 
 
 def _row(attack, budget, split, acc, trials=20, skipped=False, status="ok"):
@@ -39,11 +45,8 @@ def test_delta_is_over_common_splits_and_counts_raises(load_script):
 
 def test_reproduces_the_committed_tuned_table(tmp_path):
     out = tmp_path / "t.md"
-    archive = ROOT / "benchmarks/runs/2026-12-06.jsonl.gz"
-    defaults = ROOT / "docs/benchmarks/label-poisoning-cora_ml.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--runs", str(archive), "--defaults", str(defaults),
-                           "--versus", "lafak", "sgc-bin", "--md", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    proc = _run("--runs", ARCHIVE, "--defaults", ROOT / "docs/benchmarks/label-poisoning-cora_ml.json",
+                "--versus", "lafak", "sgc-bin", "--md", out)
     text = out.read_text()
     assert text.strip() == proc.stdout.strip()
     acc, delta = (_cells(part) for part in text.split("Tuned minus defaults")[:2])
@@ -54,10 +57,8 @@ def test_reproduces_the_committed_tuned_table(tmp_path):
 
 
 def test_budgets_and_partial_cells_are_marked(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--runs", str(ROOT / "benchmarks/runs/2026-12-06.jsonl.gz"),
-                           "--defaults", str(ROOT / "docs/benchmarks/label-poisoning-cora_ml.json"),
-                           "--budgets", "0.1"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          check=True)
+    proc = _run("--runs", ARCHIVE, "--defaults", ROOT / "docs/benchmarks/label-poisoning-cora_ml.json",
+                "--budgets", "0.1")
     acc = _cells(proc.stdout.split("Tuned minus defaults")[0])
     assert {col for _, col in acc} == {"10 %"}
     # the skip rule drops MG on split 7 at 10 %: its mean is over 9 splits and says so
@@ -73,10 +74,8 @@ def _cells(part):
 
 
 def test_citeseer_is_read_with_its_own_defaults():
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--runs", str(ROOT / "benchmarks/runs/2026-12-06.jsonl.gz"),
-                           "--defaults", str(ROOT / "docs/benchmarks/label-poisoning-citeseer.json"),
-                           "--dataset", "citeseer", "--budgets", "0.1", "0.3"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, check=True)
+    proc = _run("--runs", ARCHIVE, "--defaults", ROOT / "docs/benchmarks/label-poisoning-citeseer.json",
+                "--dataset", "citeseer", "--budgets", "0.1", "0.3")
     acc, delta = (_cells(part) for part in proc.stdout.split("Tuned minus defaults")[:2])
     # as docs/benchmarks/label-poisoning.md quotes them; 30 % ran on eight splits only
     assert acc[("LafAK", "10 %")] == "59.66 ± 2.65"
@@ -87,11 +86,8 @@ def test_citeseer_is_read_with_its_own_defaults():
 def test_bad_input_is_one_line(tmp_path):
     bad = tmp_path / "d.json"
     bad.write_text(json.dumps({}))
-    for args in (["--runs", str(tmp_path / "missing.jsonl.gz"), "--defaults", str(bad)],
-                 ["--runs", str(ROOT / "benchmarks/runs/2026-12-06.jsonl.gz"), "--defaults", str(bad),
-                  "--dataset", "cora"],
-                 ["--runs", str(ROOT / "benchmarks/runs/2026-12-06.jsonl.gz"), "--defaults", str(bad),
-                  "--budgets", "0.25"]):
-        proc = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True,
-                              text=True, timeout=300)
+    for args in (["--runs", tmp_path / "missing.jsonl.gz", "--defaults", bad],
+                 ["--runs", ARCHIVE, "--defaults", bad, "--dataset", "cora"],
+                 ["--runs", ARCHIVE, "--defaults", bad, "--budgets", "0.25"]):
+        proc = _run(*args, check=False)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
